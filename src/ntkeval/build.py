@@ -1,0 +1,54 @@
+"""Turn a composed config into the plain objects a cell takes: the one place that calls `hydra.utils.instantiate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from ntkeval.cache import StageCache
+from ntkeval.errors import UserError
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"  # the registry: one YAML per option (editable install)
+
+
+def make(node):
+    """Instantiate a config node; a UserError raised inside a constructor comes out as itself, not wrapped."""
+    try:
+        return instantiate(node)
+    except InstantiationException as error:
+        cause = error.__cause__
+        while cause is not None and not isinstance(cause, UserError):
+            cause = cause.__cause__
+        if cause is not None:
+            raise cause from None
+        raise UserError(str(error).splitlines()[0]) from error
+
+
+def resolve_skills(dataset, pair: DictConfig) -> tuple[str, list[str]]:
+    """The cell's one train skill and its test skills, checked against the data set."""
+    train = dataset.resolve(pair.train)
+    if len(train) != 1:
+        raise UserError(f"pair.train={pair.train!r} names {len(train)} skills; a cell trains on exactly one "
+                        f"(sweep several with -m pair.train=a,b); valid choices: {', '.join(dataset.skills())}")
+    test = pair.test
+    test = list(test) if OmegaConf.is_list(test) else test
+    return train[0], dataset.resolve(test)
+
+
+def build_cell(cfg: DictConfig, out_dir: Path):
+    from ntkeval.cell import Cell
+    from ntkeval.models import resolve_device
+
+    dataset = make(cfg.dataset)
+    train_skill, test_skills = resolve_skills(dataset, cfg.pair)
+    return Cell(model=make(cfg.model), learner=make(cfg.learner), dataset=dataset, train_skill=train_skill,
+                test_skills=test_skills, scorer=make(cfg.scorer), fmt=make(cfg.prompt), seed=int(cfg.seed),
+                cache=StageCache(Path(cfg.cache_dir) / "stages"), out_dir=out_dir,
+                device=resolve_device(cfg.device), config=OmegaConf.to_container(cfg, resolve=True))
+
+
+def build_logger(cfg: DictConfig):
+    return make(cfg.logger)

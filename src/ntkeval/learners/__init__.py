@@ -1,0 +1,39 @@
+"""Learners adapt a model to one train skill: in context (a prompt prefix) or by LoRA tuning (an adapter).
+
+Every learner offers the same small interface, so the cell never asks which kind it has:
+  name                      how results and W&B runs call it
+  control() -> Learner|None the learner it is compared against (None: the untouched model)
+  key(train_skill, seed)    everything that determines its adaptation, for the stage cache
+  adapt(context)            -> Adaptation
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ntkeval.learners.context import AdaptContext
+
+
+@dataclass
+class Adaptation:
+    prefix: str = ""                  # text placed before every test prompt (in-context demonstrations)
+    adapter_dir: Path | None = None   # a saved LoRA adapter to activate while scoring
+    loss: list[float] = field(default_factory=list)  # training loss per step, for tuned learners
+
+
+class Learner(Protocol):
+    name: str
+
+    def control(self) -> "Learner | None": ...
+
+    def key(self, train_skill: str, seed: int) -> dict[str, Any]: ...
+
+    def adapt(self, context: AdaptContext) -> Adaptation: ...
+
+
+from ntkeval.learners.icl import InContextLearner  # noqa: E402
+from ntkeval.learners.lora import LoraLearner  # noqa: E402
+
+__all__ = ["Adaptation", "AdaptContext", "Learner", "InContextLearner", "LoraLearner"]

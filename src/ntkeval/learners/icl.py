@@ -1,0 +1,48 @@
+"""In-context learners: a prefix of solved demonstrations placed before every test question."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from ntkeval.errors import choices_error
+
+SOURCES = ("skill", "all")
+
+
+@dataclass
+class InContextLearner:
+    name: str = "icl-skill"
+    demos: int = 8          # demonstrations in the prefix (the paper uses 8)
+    source: str = "skill"   # skill: demonstrations of the train skill; all: drawn at random from every skill
+    control_name: str = "icl-standard"  # what the control learner is called in results
+
+    def __post_init__(self):
+        if self.source not in SOURCES:
+            raise choices_error("in-context demonstration source", self.source, SOURCES)
+        if self.demos < 1:
+            raise choices_error("number of demonstrations", self.demos, ["an integer >= 1"])
+
+    def control(self) -> "InContextLearner | None":
+        """icl-skill is compared with the same number of demonstrations drawn from all skills; icl-standard with none."""
+        if self.source == "all":
+            return None
+        return InContextLearner(name=self.control_name, demos=self.demos, source="all")
+
+    def key(self, train_skill: str, seed: int) -> dict[str, Any]:
+        # Demonstrations drawn from all skills do not depend on the train skill: one prefix serves every cell.
+        skill = train_skill if self.source == "skill" else None
+        return {"kind": "icl", "demos": self.demos, "source": self.source, "train_skill": skill, "seed": seed}
+
+    def adapt(self, context) -> "Adaptation":
+        from ntkeval.learners import Adaptation
+
+        data = context.dataset
+        skills = [context.train_skill] if self.source == "skill" else data.skills()
+        pool = [e for s in skills for e in data.train(s)]
+        if len(pool) < self.demos:
+            raise choices_error("number of demonstrations", self.demos, [f"at most {len(pool)} for this data set"])
+        skill_tag = context.train_skill if self.source == "skill" else "*"
+        rng = random.Random(f"{context.seed}:icl:{self.source}:{skill_tag}")
+        return Adaptation(prefix=context.fmt.demonstrations(rng.sample(pool, self.demos)))

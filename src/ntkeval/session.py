@@ -1,0 +1,97 @@
+"""One model per cell: loaded on first use only, with LoRA adapters added and switched on it (never reloaded)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class ModelSession:
+    def __init__(self, loader, device: str = "cpu"):
+        self.loader = loader    # a model loader from conf/model: .load(device) -> (model, tokenizer)
+        self.device = device
+        self._model = None
+        self._tokenizer = None
+        self._peft = None       # the PeftModel wrapping the base once the first adapter arrives
+        self._adapters: set[str] = set()
+
+    def _ensure_loaded(self) -> None:
+        if self._model is None:
+            start = time.monotonic()
+            log.info("loading model %s on %s", self.loader.name, self.device)
+            self._model, self._tokenizer = self.loader.load(self.device)
+            log.info("model %s loaded in %.1f s", self.loader.name, time.monotonic() - start)
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def tokenizer(self):
+        self._ensure_loaded()
+        return self._tokenizer
+
+    @property
+    def model(self):
+        """The model with whatever adapter is active (the untouched base if none was ever added)."""
+        self._ensure_loaded()
+        return self._peft if self._peft is not None else self._model
+
+    def new_adapter(self, name: str, config):
+        """Add a fresh LoRA adapter, make it the only trainable and active one, and return the model to train."""
+        from peft import get_peft_model
+
+        self._ensure_loaded()
+        if self._peft is None:
+            self._peft = get_peft_model(self._model, config, adapter_name=name)
+        else:
+            self._peft.add_adapter(name, config)
+            self._peft.set_adapter(name)
+        self._adapters.add(name)
+        for pname, param in self._peft.named_parameters():
+            param.requires_grad = f".{name}." in pname and "lora_" in pname
+        return self._peft
+
+    def save_adapter(self, name: str, out_dir: Path) -> None:
+        self._peft.save_pretrained(str(out_dir), selected_adapters=[name])
+
+    def load_adapter(self, name: str, adapter_dir: Path) -> None:
+        """Load a saved adapter under `name` unless it is already here."""
+        if name in self._adapters:
+            return
+        from peft import PeftModel
+
+        self._ensure_loaded()
+        path = _adapter_root(adapter_dir, name)
+        if self._peft is None:
+            self._peft = PeftModel.from_pretrained(self._model, str(path), adapter_name=name)
+        else:
+            self._peft.load_adapter(str(path), adapter_name=name)
+        self._adapters.add(name)
+
+    @contextmanager
+    def using(self, adapter: str | None):
+        """The model to score with: `adapter` active, or every adapter disabled when None."""
+        self._ensure_loaded()
+        model = self.model
+        model.eval()
+        if self._peft is None:
+            if adapter is not None:
+                raise RuntimeError(f"adapter {adapter!r} was never loaded")
+            yield model
+        elif adapter is None:
+            with self._peft.disable_adapter():
+                yield model
+        else:
+            self._peft.set_adapter(adapter)
+            yield model
+
+
+def _adapter_root(adapter_dir: Path, name: str) -> Path:
+    """peft saves a non-default adapter in a subfolder named after it."""
+    nested = Path(adapter_dir) / name
+    return nested if (nested / "adapter_config.json").exists() else Path(adapter_dir)
