@@ -1,0 +1,146 @@
+"""The tracking module: offline W&B runs read back from disk, resumption by run id, the null tracker, and failures."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+
+import pytest
+
+from ntkeval.errors import UserError
+from ntkeval.tracking import (NoLogger, NullTracker, WandbLogger, WandbTracker, read_offline_run, run_id_for)
+
+
+@pytest.fixture(autouse=True)
+def isolated_wandb_env(tmp_path, monkeypatch):
+    """Keep W&B away from the user's settings and undo the env defaults that start() sets."""
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))
+    for key in [k for k in os.environ if k.startswith("WANDB_") and k not in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR")]:
+        monkeypatch.delenv(key)
+    yield
+    for key in [k for k in os.environ if k.startswith("WANDB_")]:
+        monkeypatch.delenv(key, raising=False)  # anything start() set; monkeypatch restores what was there before
+
+
+def _start(logger, cell_key, tmp_path, **overrides):
+    kwargs = dict(run_id=run_id_for(cell_key), name=f"name-{cell_key}", group="sweep-1", job_type="tune-skill",
+                  config={"model": {"name": cell_key, "lora": {"r": 8}}, "seed": 3, "skills": ["add", "mul"]},
+                  dir=str(tmp_path / cell_key))
+    kwargs.update(overrides)
+    return logger.start(**kwargs)
+
+
+def test_two_offline_runs_in_one_process_read_back(tmp_path):
+    logger = WandbLogger(project="ntkeval-test", mode="offline", tags=["t1"])
+    steps = 400  # enough history to spill the transaction log over several 32 KiB blocks
+    for index, cell in enumerate(["cell-a", "cell-b"]):
+        tracker = _start(logger, cell, tmp_path)
+        assert isinstance(tracker, WandbTracker)
+        for step in range(steps):
+            tracker.log({"train/loss": 1.0 / (step + 1) + index}, step=step)
+        tracker.summary({"add/question/delta": 0.12 + index, "mul/question/ci_low": -0.5, "delta_mean": 0.25,
+                         "status": "done"})
+        tracker.table("questions", ["id", "skill", "p_learner"], [[0, "add", 0.5], [1, "mul", None]])
+        tracker.finish()
+
+        assert tracker.run_dir.parent == tmp_path / cell / "wandb"
+        assert tracker.run_dir.name.startswith("offline-run-")
+        assert (tracker.run_dir / f"run-{run_id_for(cell)}.wandb").stat().st_size > 32768
+        run = read_offline_run(tracker.run_dir)
+        assert run["run_id"] == run_id_for(cell) == tracker.run_id
+        assert (run["name"], run["group"], run["job_type"]) == (f"name-{cell}", "sweep-1", "tune-skill")
+        assert run["project"] == "ntkeval-test" and run["tags"] == ["t1"]
+        assert run["config"] == {"model": {"name": cell, "lora": {"r": 8}}, "seed": 3, "skills": ["add", "mul"]}
+        assert run["summary"]["add/question/delta"] == pytest.approx(0.12 + index)
+        assert run["summary"]["mul/question/ci_low"] == -0.5
+        assert run["summary"]["status"] == "done"
+        assert run["summary"]["train/loss"] == pytest.approx(1.0 / steps + index)
+        losses = [row["train/loss"] for row in run["history"] if "train/loss" in row]
+        assert losses == pytest.approx([1.0 / (s + 1) + index for s in range(steps)])
+        assert [row["_step"] for row in run["history"] if "train/loss" in row] == list(range(steps))
+        assert run["summary"]["questions"]["_type"] == "table-file"
+        assert run["tables"]["questions"] == {"columns": ["id", "skill", "p_learner"],
+                                              "data": [[0, "add", 0.5], [1, "mul", None]]}
+
+
+def test_same_run_id_resumes_the_same_run(tmp_path):
+    logger = WandbLogger(mode="offline")
+    dirs = []
+    for attempt in range(2):
+        tracker = _start(logger, "requeued-cell", tmp_path)
+        tracker.log({"train/loss": float(attempt)}, step=attempt)
+        tracker.finish()
+        dirs.append(tracker.run_dir)
+    # Offline, each attempt gets its own directory; `wandb sync` merges them into one run because the ids match.
+    assert dirs[0] != dirs[1]
+    assert [read_offline_run(d)["run_id"] for d in dirs] == [run_id_for("requeued-cell")] * 2
+    assert read_offline_run(dirs[1])["history"][0]["train/loss"] == 1.0
+
+
+def test_run_id_for_is_stable_and_valid():
+    assert run_id_for("model|icl-skill|add/question") == run_id_for("model|icl-skill|add/question")
+    assert run_id_for("a") != run_id_for("b")
+    assert re.fullmatch(r"[0-9a-f]{16}", run_id_for("model|icl-skill|add/question"))
+
+
+def test_invalid_run_id_is_hashed(tmp_path):
+    tracker = _start(WandbLogger(mode="offline"), "cell-c", tmp_path, run_id="model|learner|add/question")
+    tracker.finish()
+    assert read_offline_run(tracker.run_dir)["run_id"] == run_id_for("model|learner|add/question")
+
+
+def test_null_tracker_and_no_logger_accept_every_call(tmp_path):
+    for tracker in (NullTracker(), NoLogger().start(run_id="x", name="n", group="g", job_type="j", config={},
+                                                    dir=str(tmp_path)), _start(WandbLogger(mode="disabled"), "d",
+                                                                               tmp_path)):
+        assert isinstance(tracker, NullTracker) and tracker.run_dir is None
+        tracker.log({"train/loss": 1.0}, step=0)
+        tracker.summary({"a": 1})
+        tracker.table("questions", ["a"], [[1]])
+        tracker.finish(exit_code=1)
+    assert not (tmp_path / "d").exists()
+
+
+def test_bad_mode_is_a_user_error_naming_value_and_choices():
+    with pytest.raises(UserError, match=r"wandb mode 'offlin'.*offline, online, disabled"):
+        WandbLogger(mode="offlin")
+
+
+def test_init_failure_falls_back_to_null_tracker(tmp_path, monkeypatch, caplog):
+    import wandb
+
+    def broken_init(**kwargs):
+        raise RuntimeError("service did not start")
+
+    monkeypatch.setattr(wandb, "init", broken_init)
+    with caplog.at_level(logging.WARNING, logger="ntkeval.tracking"):
+        tracker = _start(WandbLogger(mode="online"), "cell-e", tmp_path)
+    assert isinstance(tracker, NullTracker)
+    assert "service did not start" in caplog.text
+
+
+def test_failure_mid_run_stops_mirroring_but_still_finishes(caplog):
+    class FlakyRun:
+        id, sync_dir = "r1", "/nowhere/offline-run-x-r1"
+
+        def __init__(self):
+            self.calls = []
+
+        def log(self, metrics, step=None):
+            self.calls.append("log")
+            raise OSError("disk full")
+
+        def finish(self, exit_code=0):
+            self.calls.append(f"finish:{exit_code}")
+
+    run = FlakyRun()
+    tracker = WandbTracker(run)
+    with caplog.at_level(logging.WARNING, logger="ntkeval.tracking"):
+        tracker.log({"train/loss": 1.0}, step=0)
+        tracker.log({"train/loss": 0.5}, step=1)
+        tracker.finish(exit_code=1)
+        tracker.finish()
+    assert run.calls == ["log", "finish:1"]
+    assert caplog.text.count("disk full") == 1
