@@ -24,7 +24,9 @@ def make(node):
             cause = cause.__cause__
         if cause is not None:
             raise cause from None
-        raise UserError(str(error).splitlines()[0]) from error
+        target = node.get("_target_", "?") if hasattr(node, "get") else "?"
+        detail = " ".join(str(error.__cause__ or error).split())
+        raise UserError(f"invalid setting for {target}: {detail}") from error
 
 
 def resolve_skills(dataset, pair: DictConfig) -> tuple[str, list[str]]:

@@ -41,7 +41,14 @@ def _compose(overrides: list[str]):
         return compose(config_name="config", overrides=overrides, return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as error:
         text = " ".join(str(error).split())  # Hydra's messages span lines; the user gets one
+        if text.startswith("Could not override"):
+            keys = ", ".join(k for k in _top_level_keys())
+            text += f"; valid top-level keys: {keys}"
         raise UserError(text) from None
+
+
+def _top_level_keys() -> list[str]:
+    return sorted(compose(config_name="config").keys())
 
 
 def job_overrides(argv_overrides: list[str], multirun: bool) -> list[list[str]]:
@@ -69,8 +76,8 @@ def job_overrides(argv_overrides: list[str], multirun: bool) -> list[list[str]]:
 def check_job(cfg) -> None:
     """Build every light object of one job (not the model weights) so a bad value fails now."""
     dataset = make(cfg.dataset)
-    resolve_skills(dataset, cfg.pair)
-    make(cfg.learner)
+    train_skill, _ = resolve_skills(dataset, cfg.pair)
+    make(cfg.learner).validate(dataset, train_skill)
     make(cfg.scorer)
     make(cfg.prompt)
     make(cfg.model)

@@ -22,7 +22,7 @@ class InContextLearner:
         if self.source not in SOURCES:
             raise choices_error("in-context demonstration source", self.source, SOURCES)
         if self.demos < 1:
-            raise choices_error("number of demonstrations", self.demos, ["an integer >= 1"])
+            raise choices_error("number of demonstrations", self.demos, ["an integer >= 1"], "invalid")
 
     def control(self) -> "InContextLearner | None":
         """icl-skill is compared with the same number of demonstrations drawn from all skills; icl-standard with none."""
@@ -35,14 +35,22 @@ class InContextLearner:
         skill = train_skill if self.source == "skill" else None
         return {"kind": "icl", "demos": self.demos, "source": self.source, "train_skill": skill, "seed": seed}
 
+    def _pool(self, dataset, train_skill: str) -> list:
+        skills = [train_skill] if self.source == "skill" else dataset.skills()
+        pool = [e for s in skills for e in dataset.train(s)]
+        if len(pool) < self.demos:
+            raise choices_error("number of demonstrations", self.demos,
+                                [f"at most {len(pool)} (the train questions of {train_skill})"], "invalid")
+        return pool
+
+    def validate(self, dataset, train_skill: str) -> None:
+        """Fail before any model loads if the data set cannot supply the demonstrations."""
+        self._pool(dataset, train_skill)
+
     def adapt(self, context) -> "Adaptation":
         from ntkeval.learners import Adaptation
 
-        data = context.dataset
-        skills = [context.train_skill] if self.source == "skill" else data.skills()
-        pool = [e for s in skills for e in data.train(s)]
-        if len(pool) < self.demos:
-            raise choices_error("number of demonstrations", self.demos, [f"at most {len(pool)} for this data set"])
+        pool = self._pool(context.dataset, context.train_skill)
         skill_tag = context.train_skill if self.source == "skill" else "*"
         rng = random.Random(f"{context.seed}:icl:{self.source}:{skill_tag}")
         return Adaptation(prefix=context.fmt.demonstrations(rng.sample(pool, self.demos)))

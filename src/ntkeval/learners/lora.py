@@ -38,7 +38,7 @@ class LoraLearner:
             raise choices_error("tuning answers", self.answers, ANSWERS)
         for what, value in (("steps", self.steps), ("batch_size", self.batch_size)):
             if int(value) < 1:
-                raise choices_error(f"tuning {what}", value, ["an integer >= 1"])
+                raise choices_error(f"tuning {what}", value, ["an integer >= 1"], "invalid")
         if self.lora is None:
             from peft import LoraConfig
 
@@ -63,6 +63,11 @@ class LoraLearner:
         return {"kind": "lora", "answers": self.answers, "lora": lora, "steps": self.steps,
                 "batch_size": self.batch_size, "lr": self.lr, "weight_decay": self.weight_decay,
                 "train_skill": train_skill, "seed": seed}
+
+    def validate(self, dataset, train_skill: str) -> None:
+        """Fail before any model loads if the train skill has no questions to tune on."""
+        if not dataset.train(train_skill):
+            raise choices_error("train set size", 0, [f"at least 1 train question of {train_skill} (dataset.n_train)"], "invalid")
 
     def adapt(self, context) -> "Adaptation":
         from ntkeval.learners import Adaptation

@@ -1,0 +1,206 @@
+"""ntkeval-report on a fake sweep dir laid out as Hydra 1.3's BasicSweeper and the cell code write it."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+
+from ntkeval.heatmap import heatmap_figure
+from ntkeval.kernel_table import kernel_tables
+from ntkeval.report import KERNEL_COLUMNS, find_problems, load_results, main, plot_kernels, write_kernel_csv
+
+TESTS = ["add/question", "sub/question", "mul/question", "div/question"]  # deliberately not alphabetical
+TRAINS = ["add/question", "mul/question", "sub/question", "div/question"]  # the sweep's pair.train order
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+# Hydra 1.3's multirun.yaml, cut to the keys the report reads (checked against a real `-m` run): the experiment
+# config's sweeper params, and a command-line override of `learner` that must win over the configured value.
+MULTIRUN_YAML = """\
+hydra:
+  sweep:
+    dir: {sweep}
+    subdir: ${{learner}}/${{hydra.job.num}}
+  sweeper:
+    _target_: hydra._internal.core_plugins.basic_sweeper.BasicSweeper
+    max_batch_size: null
+    params:
+      learner: icl-standard
+      pair.train: {trains}
+  overrides:
+    hydra:
+    - hydra.mode=MULTIRUN
+    task:
+    - +experiment=grid
+    - learner=icl-skill,tune-skill
+    - seed=0
+  job:
+    name: app
+    num: ???
+learner: icl-standard
+seed: 0
+"""
+
+
+def square(train: str, test: str, learner: str) -> dict:
+    """Distinct, hand-checkable numbers per square; CIs exclude 0 exactly on the diagonal."""
+    p_control = 0.25
+    delta = 0.01 * (TESTS.index(test) + 1) + 0.1 * (TRAINS.index(train) + 1) + (0.5 if learner == "tune-skill" else 0)
+    delta = round(delta if train == test else -delta / 10, 6)
+    half = 0.05 if train == test else 0.2
+    return {"test_skill": test, "n": 16, "p_learner": p_control + delta, "p_control": p_control, "p_base": 0.2,
+            "delta": delta, "ci_low": delta - half, "ci_high": delta + half, "acc_learner": 0.5,
+            "acc_control": 0.25, "acc_base": 0.25}
+
+
+def write_job(sweep: Path, num: int, learner: str, train: str, result: dict | None, log: str = "") -> Path:
+    """A job dir as Hydra leaves it (.hydra/overrides.yaml in BasicSweeper's order), plus the cell's output."""
+    job = sweep / learner / str(num)
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text(
+        f"- learner={learner}\n- pair.train={train}\n- +experiment=grid\n- seed=0\n")
+    (job / "app.log").write_text(log)
+    if result is not None:
+        (job / "result.json").write_text(json.dumps(result, indent=1))
+    return job
+
+
+def cell_result(learner: str, train: str, tests: list[str], status: str = "done", error: str | None = None) -> dict:
+    cell = {"cell_id": f"id-{learner}-{train}", "model": "smollm2", "learner": learner, "control": "icl-standard",
+            "dataset": "arith", "train_skill": train, "seed": 0, "code_version": "0.1.0+gabc123"}
+    rows = [square(train, t, learner) for t in tests] if status == "done" else []
+    return {"status": status, "cell": cell, "tests": rows, "error": error, "log": f"logs/{learner}-{train}.log"}
+
+
+@pytest.fixture
+def sweep(tmp_path: Path) -> Path:
+    """Grid: learner {icl-skill, tune-skill} x pair.train {add, mul, sub, div} = jobs #0..#7.
+
+    icl-skill: all done, but the sub cell scored only three test skills (one missing square).
+    tune-skill: add done, mul failed, sub started and died (#6), div never started (#7, missing).
+    """
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text(MULTIRUN_YAML.format(sweep=sweep, trains=",".join(TRAINS)))
+    for num, train in enumerate(TRAINS):
+        tests = [t for t in TESTS if t != "mul/question"] if train == "sub/question" else TESTS
+        write_job(sweep, num, "icl-skill", train, cell_result("icl-skill", train, tests))
+    write_job(sweep, 4, "tune-skill", "add/question", cell_result("tune-skill", "add/question", TESTS))
+    failed = cell_result("tune-skill", "mul/question", TESTS, "failed", "RuntimeError: CUDA out of memory")
+    write_job(sweep, 5, "tune-skill", "mul/question", failed)
+    write_job(sweep, 6, "tune-skill", "sub/question", None, log="[INFO] loading\n[INFO] step 40/200 loss 1.93\n\n")
+    return sweep
+
+
+def read_csv(path: Path) -> tuple[list[str], list[dict]]:
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def test_kernel_csv_rows_columns_and_values(sweep: Path, tmp_path: Path):
+    results = load_results(sweep)
+    assert [r["status"] for r in results] == ["done"] * 5 + ["failed"]
+    columns, rows = read_csv(write_kernel_csv(results, tmp_path / "k.csv"))
+    assert columns == ["model", "learner", "dataset", "train_skill", "test_skill", "n",
+                       "p_learner", "p_control", "delta", "ci_low", "ci_high"] == KERNEL_COLUMNS
+    expected = [("icl-skill", tr, te) for tr in sorted(TRAINS) for te in TESTS
+                if not (tr == "sub/question" and te == "mul/question")]
+    expected += [("tune-skill", "add/question", te) for te in TESTS]
+    assert [(r["learner"], r["train_skill"], r["test_skill"]) for r in rows] == expected
+    assert {(r["model"], r["dataset"], r["n"]) for r in rows} == {("smollm2", "arith", "16")}
+    for row in rows:  # values round-trip exactly from result.json
+        want = square(row["train_skill"], row["test_skill"], row["learner"])
+        assert [float(row[k]) for k in KERNEL_COLUMNS[6:]] == [want[k] for k in KERNEL_COLUMNS[6:]]
+
+
+def test_kernel_tables_order_and_gaps(sweep: Path):
+    icl, tune = kernel_tables(load_results(sweep))
+    assert (icl.learner, tune.learner) == ("icl-skill", "tune-skill")
+    assert icl.test_skills == TESTS and icl.train_skills == TESTS  # rows follow columns: the diagonal is diagonal
+    assert ("sub/question", "mul/question") not in icl.entries and len(icl.entries) == 15
+    assert tune.train_skills == ["add/question", "mul/question"] and tune.failed == {"mul/question"}
+    texts = [t.get_text() for t in heatmap_figure(icl).axes[0].texts]
+    assert texts.count("missing") == 1 and "+0.11*" in texts and "-0.03" in texts  # add->add, sub->add
+    tune_texts = [t.get_text() for t in heatmap_figure(tune).axes[0].texts]
+    assert tune_texts.count("failed") == 4
+
+
+def test_heatmap_files_are_pngs(sweep: Path, tmp_path: Path):
+    paths = plot_kernels(load_results(sweep), tmp_path / "figs")
+    assert [p.name for p in paths] == ["kernel_smollm2_icl-skill_arith.png", "kernel_smollm2_tune-skill_arith.png"]
+    for path in paths:
+        assert path.read_bytes()[:8] == PNG_MAGIC
+        height, width, _ = matplotlib.image.imread(path).shape
+        assert width > 400 and height > 300
+
+
+def test_problems_name_each_failed_incomplete_and_missing_cell(sweep: Path):
+    notes: list[str] = []
+    problems = find_problems(sweep, load_results(sweep), notes)
+    assert notes == []
+    assert [(p.kind, p.where) for p in problems] == [
+        ("failed", str(sweep / "tune-skill" / "5")),
+        ("incomplete", str(sweep / "tune-skill" / "6")),
+        ("missing", "grid job #7")]
+    failed, incomplete, missing = (p.message for p in problems)
+    assert "RuntimeError: CUDA out of memory" in failed and "logs/tune-skill-mul/question.log" in failed
+    assert "pair.train=sub/question" in incomplete and "app.log: [INFO] step 40/200 loss 1.93" in incomplete
+    assert "learner=tune-skill" in missing and "pair.train=div/question" in missing
+
+
+def test_main_writes_report_and_exits_1_on_problems(sweep: Path, capsys):
+    assert main([str(sweep)]) == 1
+    out = capsys.readouterr().out
+    report = sweep / "report"
+    assert (report / "kernel.csv").is_file()
+    assert sorted(p.name for p in report.glob("*.png")) == ["kernel_smollm2_icl-skill_arith.png",
+                                                           "kernel_smollm2_tune-skill_arith.png"]
+    problems = (report / "problems.txt").read_text().splitlines()
+    assert problems[0] == "5 cells done, 1 failed, 1 incomplete, 1 missing"
+    assert [line.split()[0] for line in problems[1:]] == ["failed", "incomplete", "missing"]
+    assert "5 cells done, 1 failed, 1 incomplete, 1 missing" in out
+    assert "+0.11 [+0.06,+0.16]*" in out  # icl-skill add->add in the text matrix
+    assert "smollm2 · icl-skill vs icl-standard · arith" in out
+    # a second run with --out writes elsewhere and reads no report files as results
+    assert main([str(sweep), "--out", str(sweep / "again")]) == 1
+    assert (sweep / "again" / "kernel.csv").read_text() == (report / "kernel.csv").read_text()
+
+
+def test_clean_sweep_exits_0(tmp_path: Path, capsys):
+    sweep = tmp_path / "clean"
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text(MULTIRUN_YAML.format(sweep=sweep, trains="add/question")
+                                         .replace("icl-skill,tune-skill", "icl-skill"))
+    write_job(sweep, 0, "icl-skill", "add/question", cell_result("icl-skill", "add/question", TESTS))
+    assert main([str(sweep)]) == 0
+    assert "1 cells done, 0 failed, 0 incomplete, 0 missing" in capsys.readouterr().out
+
+
+def test_without_multirun_yaml_missing_check_is_skipped(sweep: Path, capsys):
+    (sweep / "multirun.yaml").unlink()
+    assert main([str(sweep)]) == 1
+    out = capsys.readouterr().out
+    assert "5 cells done, 1 failed, 1 incomplete, 0 missing" in out
+    assert "missing-cell check skipped" in out
+
+
+def test_bad_sweep_dirs_give_one_line_and_exit_2(tmp_path: Path, capsys):
+    assert main([str(tmp_path / "nope")]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"ntkeval-report: no such sweep dir: {tmp_path / 'nope'}\n" and captured.out == ""
+    assert main([str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"ntkeval-report: no result.json found under {tmp_path}\n"
+
+
+def test_console_script_exit_code(tmp_path: Path):
+    script = Path(sys.executable).parent / "ntkeval-report"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "ntkeval.report"]
+    proc = subprocess.run(command + [str(tmp_path / "nope")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"ntkeval-report: no such sweep dir: {tmp_path / 'nope'}"]
