@@ -11,6 +11,7 @@ So an answer is scored as the tokens a model would produce after the prompt, mer
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from dataclasses import dataclass
@@ -58,26 +59,47 @@ def _length_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+@dataclass
+class PrefixCache:
+    """Keys and values of a prompt prefix shared by many pairs (in-context demonstrations), encoded once."""
+    length: int   # prefix tokens, dropped from the front of each pair's context
+    cache: object  # the model's past_key_values for the prefix, batch size 1
+
+
 @torch.inference_mode()
-def _score_batch(model, pairs: list[EncodedPair], pad_id: int) -> list[AnswerScore]:
-    """Score one batch: right padding, so real tokens never attend to padding and positions need no correction."""
-    seqs = [p.context + p.answer for p in pairs]
+def encode_prefix(model, prefix_ids: list[int]) -> PrefixCache:
+    device = next(model.parameters()).device
+    out = model(input_ids=torch.tensor([prefix_ids], device=device), use_cache=True, logits_to_keep=1)
+    return PrefixCache(length=len(prefix_ids), cache=out.past_key_values)
+
+
+@torch.inference_mode()
+def _score_batch(model, pairs: list[EncodedPair], pad_id: int, prefix: PrefixCache | None = None) -> list[AnswerScore]:
+    """Score one batch: right padding, so real tokens never attend to padding and positions need no correction.
+    With a prefix cache, only the tokens after the prefix are run, attending to the cached prefix."""
+    skip = prefix.length if prefix else 0
+    seqs = [(p.context + p.answer)[skip:] for p in pairs]
     width = max(len(s) for s in seqs)
     device = next(model.parameters()).device
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    mask = torch.zeros((len(seqs), skip + width), dtype=torch.long)
     for row, seq in enumerate(seqs):
         ids[row, :len(seq)] = torch.tensor(seq)
-        mask[row, :len(seq)] = 1
+        mask[row, :skip + len(seq)] = 1
+    extra = {}
+    if prefix is not None:
+        past = copy.deepcopy(prefix.cache)  # the forward pass appends to the cache; keep the prefix's own clean
+        past.batch_repeat_interleave(len(seqs))
+        extra["past_key_values"] = past
     # Only positions that predict an answer token need logits: project just that span onto the vocabulary.
-    first = min(len(p.context) for p in pairs) - 1
-    last = max(len(p.context) + len(p.answer) for p in pairs) - 1
+    first = min(len(p.context) for p in pairs) - 1 - skip
+    last = max(len(p.context) + len(p.answer) for p in pairs) - 1 - skip
     keep = torch.arange(first, last, device=device)
-    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), logits_to_keep=keep).logits
+    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), logits_to_keep=keep, **extra).logits
     logprobs = torch.log_softmax(logits.float(), dim=-1)
     scores = []
     for row, p in enumerate(pairs):
-        start = len(p.context) - 1 - first
+        start = len(p.context) - 1 - skip - first
         span = logprobs[row, start:start + len(p.answer)]
         target = torch.tensor(p.answer, device=device)
         token_lp = span.gather(1, target[:, None]).squeeze(1)
@@ -86,16 +108,29 @@ def _score_batch(model, pairs: list[EncodedPair], pad_id: int) -> list[AnswerSco
     return scores
 
 
-def score_pairs(model, tokenizer, pairs: list[EncodedPair], batch_size: int = 16,
-                desc: str = "scoring") -> list[AnswerScore]:
-    """Score encoded pairs in length-sorted batches; results come back in the input order."""
+def score_pairs(model, tokenizer, pairs: list[EncodedPair], batch_size: int = 16, desc: str = "scoring",
+                prefix_ids: list[int] | None = None) -> list[AnswerScore]:
+    """Score encoded pairs in length-sorted batches; results come back in the input order.
+
+    prefix_ids: token ids that begin many pairs' contexts (in-context demonstrations). They are encoded once and
+    their key/value cache is reused; pairs whose context does not begin with them are scored in full. The numbers
+    are the same either way (to float rounding), because the model reads the same token sequence."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    shared: list[int] = []
+    if prefix_ids:
+        n = len(prefix_ids)
+        shared = [i for i, p in enumerate(pairs) if len(p.context) > n and p.context[:n] == list(prefix_ids)]
+    groups = [(shared, encode_prefix(model, prefix_ids))] if shared else []
+    rest = sorted(set(range(len(pairs))) - set(shared))
+    if rest:
+        groups.append((rest, None))
     results: list[AnswerScore | None] = [None] * len(pairs)
-    batches = _length_batches([len(p.context) + len(p.answer) for p in pairs], batch_size)
-    for batch in progress(batches, desc=desc, total_items=len(pairs)):
-        for i, score in zip(batch, _score_batch(model, [pairs[i] for i in batch], pad_id)):
+    work = [(cache, [members[i] for i in batch]) for members, cache in groups
+            for batch in _length_batches([len(pairs[i].context) + len(pairs[i].answer) for i in members], batch_size)]
+    for cache, batch in progress(work, desc=desc, total_items=len(pairs)):
+        for i, score in zip(batch, _score_batch(model, [pairs[i] for i in batch], pad_id, cache)):
             results[i] = score
     return results  # type: ignore[return-value]
 
@@ -112,13 +147,15 @@ def answer_logprobs(model, tokenizer, prompts: list[str], answers: list[str], ba
 class ExactScorer:
     """p(correct | prompt) by teacher forcing the canonical answer and its delimiter; greedy accuracy alongside."""
 
-    batch_size: int = 16  # sequences per forward pass; results do not depend on it
+    batch_size: int = 16      # sequences per forward pass; results do not depend on it
+    reuse_prefix: bool = True  # encode shared demonstrations once; results do not depend on it
 
     def score(self, model, tokenizer, examples: list[Example], fmt: PromptFormat, prefix: str = "",
               desc: str = "scoring") -> list[dict]:
         """Per-question rows: id, logp, p (= exp logp), greedy (0/1), n_tokens."""
         pairs = [encode_pair(tokenizer, fmt.prompt(e, prefix), fmt.target(e.answer)) for e in examples]
-        scores = score_pairs(model, tokenizer, pairs, self.batch_size, desc=desc)
+        prefix_ids = tokenizer(prefix)["input_ids"] if prefix and self.reuse_prefix else None
+        scores = score_pairs(model, tokenizer, pairs, self.batch_size, desc=desc, prefix_ids=prefix_ids)
         return [{"id": e.id, "logp": s.logprob, "p": math.exp(s.logprob), "greedy": int(s.greedy),
                  "n_tokens": s.n_tokens} for e, s in zip(examples, scores)]
 
