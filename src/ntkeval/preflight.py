@@ -60,7 +60,7 @@ def job_overrides(argv_overrides: list[str], multirun: bool) -> list[list[str]]:
         raise UserError(f"malformed override: {' '.join(str(error).split())}") from None
     _check_group_choices(parsed)
     base = _compose([o.input_line for o in parsed if not o.is_sweep_override()])
-    multirun = multirun or str(base.hydra.mode) == "MULTIRUN"
+    multirun = multirun or str(base.hydra.mode).endswith("MULTIRUN")
     if not multirun:
         if any(o.is_sweep_override() for o in parsed):
             sweeps = [o.input_line for o in parsed if o.is_sweep_override()]

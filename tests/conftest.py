@@ -1,0 +1,34 @@
+"""Shared fixtures: composing the real configs from conf/, and an isolated cache and W&B directory per test."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+import ntkeval.app  # noqa: F401  registers the config resolvers, as the command does
+from ntkeval.build import CONF_DIR
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch):
+    """Every test gets its own cache dir and offline W&B; no test reads the user's cache."""
+    monkeypatch.setenv("NTKEVAL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture
+def compose_config():
+    """compose_config(*overrides) -> the real composed config (hydra node included)."""
+
+    def _compose(*overrides: str):
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+
+    yield _compose
+    GlobalHydra.instance().clear()

@@ -1,0 +1,85 @@
+"""Every option of every config group composes and builds into the objects a cell takes (no weights loaded)."""
+
+import itertools
+
+import pytest
+from omegaconf import OmegaConf
+
+from ntkeval.build import make, resolve_skills
+from ntkeval.preflight import group_options
+
+GROUPS = ["model", "learner", "dataset", "pair", "scorer", "logger"]
+
+
+def test_the_registry_holds_the_required_options():
+    assert {"codellama", "llemma", "mistral", "smollm2", "tiny", "tiny-mistral"} <= set(group_options("model"))
+    assert set(group_options("learner")) == {"icl-standard", "icl-skill", "tune-base", "tune-skill"}
+    assert {"arith"} <= set(group_options("dataset"))
+    assert {"exact"} <= set(group_options("scorer"))
+    assert {"wandb", "none"} <= set(group_options("logger"))
+    assert {"local", "slurm"} <= set(group_options("hydra/launcher"))
+    assert {"quickstart", "paper-arith"} <= set(group_options("experiment"))
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_every_option_composes_and_builds(compose_config, group):
+    for option in group_options(group):
+        cfg = compose_config(f"{group}={option}")
+        built = make(cfg[group]) if group != "pair" else None
+        if group == "model":
+            assert built.name == cfg.model.name and built.identity()
+        if group == "learner":
+            assert built.name == option
+        dataset = make(cfg.dataset)
+        train, tests = resolve_skills(dataset, cfg.pair)
+        assert train in dataset.skills() and set(tests) <= set(dataset.skills()) and tests
+
+
+def test_models_and_learners_compose_in_every_combination(compose_config):
+    for model, learner in itertools.product(group_options("model"), group_options("learner")):
+        cfg = compose_config(f"model={model}", f"learner={learner}")
+        assert make(cfg.learner).name == learner
+
+
+def test_controls_share_the_tuning_hyperparameters(compose_config):
+    skill = make(compose_config("learner=tune-skill", "learner.steps=7", "learner.lora.r=4").learner)
+    control = skill.control()
+    assert control.name == "tune-base" and control.answers == "random"
+    assert (control.steps, control.lora.r) == (7, 4)
+    base = make(compose_config("learner=tune-base").learner)
+    assert base.control() is None
+    assert base.key("add/question", 0) == make(compose_config("learner=tune-skill").learner).control().key(
+        "add/question", 0)
+    icl = make(compose_config("learner=icl-skill", "learner.demos=5").learner)
+    assert icl.control().name == "icl-standard" and icl.control().demos == 5
+    assert make(compose_config("learner=icl-standard").learner).control() is None
+
+
+@pytest.mark.parametrize("launcher", ["local", "slurm"])
+def test_launchers_compose(compose_config, launcher):
+    cfg = compose_config(f"hydra/launcher={launcher}")
+    assert "submitit" in cfg.hydra.launcher._target_
+    if launcher == "slurm":
+        assert cfg.hydra.launcher.gpus_per_node == 1
+        assert cfg.hydra.launcher.additional_parameters.requeue is True
+
+
+@pytest.mark.parametrize("experiment", ["quickstart", "paper-arith"])
+def test_experiments_compose_into_multiruns(compose_config, experiment):
+    cfg = compose_config(f"experiment={experiment}")
+    assert str(cfg.hydra.mode).endswith("MULTIRUN")
+    params = OmegaConf.to_container(cfg.hydra.sweeper.params)
+    assert set(params["learner"].split(",")) == {"icl-standard", "icl-skill", "tune-base", "tune-skill"}
+    dataset = make(cfg.dataset)
+    for skill in params["pair.train"].split(","):
+        assert dataset.resolve(skill) == [skill]
+
+
+def test_cache_dir_defaults_outside_the_repo(compose_config, monkeypatch, tmp_path):
+    from tests.conftest import REPO
+
+    monkeypatch.delenv("NTKEVAL_CACHE")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cfg = compose_config()
+    assert cfg.cache_dir == f"{tmp_path}/.cache/ntkeval"
+    assert REPO not in __import__("pathlib").Path(cfg.cache_dir).parents
