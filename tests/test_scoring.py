@@ -9,7 +9,7 @@ import torch
 from ntkeval.data.example import Example
 from ntkeval.models import TinyModel
 from ntkeval.prompts import PromptFormat
-from ntkeval.scoring import ExactScorer, answer_logprobs, encode_pair, score_pairs
+from ntkeval.scoring import EncodedPair, ExactScorer, answer_logprobs, encode_pair, score_pairs, shared_prefix_length
 
 VOCAB = {"Q": 0, ":": 1, " ": 2, "1": 3, "2": 4, "\n": 5}
 E = math.e
@@ -198,21 +198,27 @@ def test_prefix_reuse_gives_the_same_logprobs(tiny, batch_size):
     assert [r["greedy"] for r in reused] == [r["greedy"] for r in full]
 
 
-def test_prefix_reuse_runs_only_the_suffix_and_scores_the_rest_in_full(tiny):
+def test_prefix_reuse_runs_the_shared_tokens_once_then_only_the_suffixes(tiny):
     model, tokenizer = tiny
-    prefix_ids = tokenizer(DEMOS)["input_ids"]
     prompts, answers = _prompts(prefix=DEMOS)
     pairs = [encode_pair(tokenizer, p, a) for p, a in zip(prompts, answers)]
-    pairs.append(encode_pair(tokenizer, "Q: 2+2=\nA:", " 4\n"))  # does not start with the demonstrations
+    shared = shared_prefix_length(pairs)
+    # the demonstrations and the next "Q:" are shared by every prompt; nothing of the questions themselves
+    assert len(tokenizer(DEMOS)["input_ids"]) - 1 <= shared <= len(tokenizer(DEMOS + "Q: ")["input_ids"])
     seen = []
     hook = model.register_forward_pre_hook(lambda mod, args, kwargs: seen.append(kwargs["input_ids"].shape[1]),
                                            with_kwargs=True)
     try:
-        reused = score_pairs(model, tokenizer, pairs, batch_size=16, prefix_ids=prefix_ids)
+        reused = score_pairs(model, tokenizer, pairs, batch_size=16, reuse_prefix=True)
     finally:
         hook.remove()
     plain = score_pairs(model, tokenizer, pairs, batch_size=16)
     assert [s.logprob for s in reused] == pytest.approx([s.logprob for s in plain], abs=1e-5)
-    longest_suffix = max(len(p.context) + len(p.answer) for p in pairs[:-1]) - len(prefix_ids)
-    # one pass over the prefix, one over the shared pairs' suffixes, one over the odd pair in full
-    assert seen == [len(prefix_ids), longest_suffix, len(pairs[-1].context) + len(pairs[-1].answer)]
+    assert seen == [shared, max(len(p.context) + len(p.answer) for p in pairs) - shared]
+
+
+def test_shared_prefix_length_leaves_each_context_a_token_of_its_own():
+    a = EncodedPair(context=[1, 2, 3, 4], answer=[9])
+    assert shared_prefix_length([a, EncodedPair([1, 2, 3, 5], [9])]) == 3
+    assert shared_prefix_length([a, EncodedPair([1, 2, 3, 4], [8])]) == 3
+    assert shared_prefix_length([a, EncodedPair([7, 2, 3, 4], [9])]) == 0

@@ -108,29 +108,40 @@ def _score_batch(model, pairs: list[EncodedPair], pad_id: int, prefix: PrefixCac
     return scores
 
 
+def shared_prefix_length(pairs: list[EncodedPair]) -> int:
+    """Tokens that begin every pair's context (and leave at least one context token of its own to each)."""
+    first = pairs[0].context
+    n = min(len(p.context) for p in pairs) - 1
+    for p in pairs[1:]:
+        k = 0
+        while k < n and p.context[k] == first[k]:
+            k += 1
+        n = k
+    return max(n, 0)
+
+
+MIN_SHARED_TOKENS = 8  # below this, a shared prefix saves less than copying its cache costs
+
+
 def score_pairs(model, tokenizer, pairs: list[EncodedPair], batch_size: int = 16, desc: str = "scoring",
-                prefix_ids: list[int] | None = None) -> list[AnswerScore]:
+                reuse_prefix: bool = False) -> list[AnswerScore]:
     """Score encoded pairs in length-sorted batches; results come back in the input order.
 
-    prefix_ids: token ids that begin many pairs' contexts (in-context demonstrations). They are encoded once and
-    their key/value cache is reused; pairs whose context does not begin with them are scored in full. The numbers
-    are the same either way (to float rounding), because the model reads the same token sequence."""
+    reuse_prefix: the tokens that begin every pair's context (in-context demonstrations) are run once and their
+    key/value cache is reused for every batch. The numbers are the same (to float rounding) because the model reads
+    the same token sequence; the shared tokens are found on the token ids, so no tokenizer merge can fool it."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    shared: list[int] = []
-    if prefix_ids:
-        n = len(prefix_ids)
-        shared = [i for i, p in enumerate(pairs) if len(p.context) > n and p.context[:n] == list(prefix_ids)]
-    groups = [(shared, encode_prefix(model, prefix_ids))] if shared else []
-    rest = sorted(set(range(len(pairs))) - set(shared))
-    if rest:
-        groups.append((rest, None))
+    prefix = None
+    if reuse_prefix and len(pairs) > 1:
+        shared = shared_prefix_length(pairs)
+        if shared >= MIN_SHARED_TOKENS:
+            prefix = encode_prefix(model, pairs[0].context[:shared])
     results: list[AnswerScore | None] = [None] * len(pairs)
-    work = [(cache, [members[i] for i in batch]) for members, cache in groups
-            for batch in _length_batches([len(pairs[i].context) + len(pairs[i].answer) for i in members], batch_size)]
-    for cache, batch in progress(work, desc=desc, total_items=len(pairs)):
-        for i, score in zip(batch, _score_batch(model, [pairs[i] for i in batch], pad_id, cache)):
+    batches = _length_batches([len(p.context) + len(p.answer) for p in pairs], batch_size)
+    for batch in progress(batches, desc=desc, total_items=len(pairs)):
+        for i, score in zip(batch, _score_batch(model, [pairs[i] for i in batch], pad_id, prefix)):
             results[i] = score
     return results  # type: ignore[return-value]
 
@@ -154,8 +165,8 @@ class ExactScorer:
               desc: str = "scoring") -> list[dict]:
         """Per-question rows: id, logp, p (= exp logp), greedy (0/1), n_tokens."""
         pairs = [encode_pair(tokenizer, fmt.prompt(e, prefix), fmt.target(e.answer)) for e in examples]
-        prefix_ids = tokenizer(prefix)["input_ids"] if prefix and self.reuse_prefix else None
-        scores = score_pairs(model, tokenizer, pairs, self.batch_size, desc=desc, prefix_ids=prefix_ids)
+        scores = score_pairs(model, tokenizer, pairs, self.batch_size, desc=desc,
+                             reuse_prefix=bool(prefix) and self.reuse_prefix)
         return [{"id": e.id, "logp": s.logprob, "p": math.exp(s.logprob), "greedy": int(s.greedy),
                  "n_tokens": s.n_tokens} for e, s in zip(examples, scores)]
 
