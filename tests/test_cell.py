@@ -1,0 +1,130 @@
+"""A cell on tiny models: determinism, stage reuse across cells, LoRA that trains only the adapter."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from ntkeval.cache import StageCache
+from ntkeval.cell import Cell, run_cell
+from ntkeval.data.arith import ArithDataset
+from ntkeval.learners import AdaptContext, InContextLearner, LoraLearner
+from ntkeval.learners.lora import train_lora
+from ntkeval.models import TinyModel
+from ntkeval.prompts import PromptFormat
+from ntkeval.scoring import ExactScorer
+from ntkeval.session import ModelSession
+from ntkeval.tracking import NullTracker
+
+TESTS = ["add/question", "mul/symbol"]
+
+
+class CountingScorer(ExactScorer):
+    """The exact scorer, recording which (learner, skill) sets it really computed."""
+
+    def __init__(self):
+        super().__init__(batch_size=4)
+        self.calls: list[str] = []
+
+    def score(self, model, tokenizer, examples, fmt, prefix="", desc="scoring"):
+        self.calls.append(desc)
+        return super().score(model, tokenizer, examples, fmt, prefix, desc)
+
+
+def make_cell(tmp_path: Path, learner, cache_dir: Path, scorer=None, train="add/question", seed=0) -> Cell:
+    return Cell(model=TinyModel(name="tiny", arch="llama"), learner=learner,
+                dataset=ArithDataset(seed=seed, n_train=8, n_test=4), train_skill=train, test_skills=TESTS,
+                scorer=scorer or CountingScorer(), fmt=PromptFormat(), seed=seed, cache=StageCache(cache_dir),
+                out_dir=tmp_path / f"{learner.name}-{train}")
+
+
+def tune(name: str, answers: str) -> LoraLearner:
+    return LoraLearner(name=name, answers=answers, steps=3, batch_size=4, lr=1e-2)
+
+
+def test_cell_writes_a_kernel_row_per_test_skill(tmp_path):
+    cell = make_cell(tmp_path, InContextLearner(name="icl-skill", demos=2, source="skill"), tmp_path / "cache")
+    result = run_cell(cell, NullTracker())
+    assert result["status"] == "done"
+    assert result["cell"]["learner"] == "icl-skill" and result["cell"]["control"] == "icl-standard"
+    assert [r["test_skill"] for r in result["tests"]] == TESTS
+    for row in result["tests"]:
+        assert row["n"] == 4
+        assert row["delta"] == pytest.approx(row["p_learner"] - row["p_control"], abs=1e-12)
+        assert row["ci_low"] <= row["delta"] <= row["ci_high"]
+    assert (cell.out_dir / "result.json").exists()
+    questions = (cell.out_dir / "questions.jsonl").read_text().splitlines()
+    assert len(questions) == 8
+
+
+def test_same_seed_gives_the_same_numbers_and_another_seed_does_not(tmp_path):
+    def rows(cache: str, seed: int):
+        return run_cell(make_cell(tmp_path, tune("tune-skill", "correct"), tmp_path / cache, seed=seed),
+                        NullTracker())["tests"]
+
+    assert rows("a", 0) == rows("b", 0)
+    assert rows("c", 1) != rows("a", 0)
+
+
+def test_controls_and_base_scores_are_reused_not_recomputed(tmp_path):
+    cache = tmp_path / "cache"
+    first = make_cell(tmp_path, tune("tune-base", "random"), cache)
+    run_cell(first, NullTracker())
+    assert sorted(first.scorer.calls) == sorted(
+        [f"scoring {s} under {who}" for s in TESTS for who in ("base", "tune-base")])
+    assert first.cache.misses["adapters"] == 1
+
+    second = make_cell(tmp_path, tune("tune-skill", "correct"), cache)
+    run_cell(second, NullTracker())
+    # tune-skill's control is tune-base and its base is the untouched model: both come from the first cell
+    assert sorted(second.scorer.calls) == sorted([f"scoring {s} under tune-skill" for s in TESTS])
+    assert second.cache.misses["adapters"] == 1  # only tune-skill trained; tune-base's adapter was not needed
+
+    again = make_cell(tmp_path, tune("tune-skill", "correct"), cache)
+    result = run_cell(again, NullTracker())
+    assert again.scorer.calls == [] and "adapters" not in again.cache.misses
+    assert result["tests"] == run_cell(second, NullTracker())["tests"]
+
+
+def test_icl_standard_prefix_is_shared_by_every_train_skill(tmp_path):
+    cache = tmp_path / "cache"
+    run_cell(make_cell(tmp_path, InContextLearner(name="icl-skill", demos=2), cache), NullTracker())
+    other = make_cell(tmp_path, InContextLearner(name="icl-skill", demos=2), cache, train="mul/symbol")
+    run_cell(other, NullTracker())
+    assert sorted(other.scorer.calls) == sorted([f"scoring {s} under icl-skill" for s in TESTS])
+
+
+def test_tune_base_and_tune_skill_see_the_same_questions_with_different_answers(tmp_path):
+    context = AdaptContext(dataset=ArithDataset(n_train=8, n_test=4), train_skill="add/question", seed=0,
+                           fmt=PromptFormat(), cache=StageCache(tmp_path), model_key={})
+    right = tune("tune-skill", "correct").training_texts(context)
+    wrong = tune("tune-base", "random").training_texts(context)
+    assert [p for p, _ in right] == [p for p, _ in wrong]
+    assert all(a != b for (_, a), (_, b) in zip(right, wrong))
+    assert all(len(a.strip()) == len(b.strip()) for (_, a), (_, b) in zip(right, wrong))
+
+
+@pytest.mark.parametrize("arch", ["llama", "mistral"])
+def test_lora_trains_only_adapter_weights_and_lowers_the_loss(arch):
+    session = ModelSession(TinyModel(name="tiny", arch=arch, initializer_range=0.2))
+    before = {k: v.clone() for k, v in session.model.state_dict().items()}
+    from peft import LoraConfig
+
+    model = session.new_adapter("tune-skill", LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    texts = [(f"Q: What is {a}+{a}?\nA:", f" {2 * a}\n") for a in range(10, 26)]
+    losses = train_lora(model, session.tokenizer, texts, steps=30, batch_size=8, lr=2e-2, weight_decay=0.0, seed=0)
+    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
+    after = model.state_dict()
+    changed = {k for k, v in after.items() if "lora_" not in k and not torch.equal(v, before[_base_key(k)])}
+    assert changed == set()
+    lora_b = [v for k, v in after.items() if "lora_B" in k]
+    assert lora_b and all(v.abs().sum() > 0 for v in lora_b)  # B starts at zero: nonzero means it trained
+    with session.using(None) as plain:  # disabling the adapter gives the untouched model back
+        ids = session.tokenizer("Q: What is 3+4?\nA:", return_tensors="pt")["input_ids"]
+        base_model = TinyModel(name="tiny", arch=arch, initializer_range=0.2).load("cpu")[0]
+        assert torch.allclose(plain(input_ids=ids).logits, base_model(input_ids=ids).logits, atol=1e-5)
+
+
+def _base_key(peft_key: str) -> str:
+    """peft renames base weights: base_model.model.<name> and .base_layer. inside wrapped modules."""
+    return peft_key.removeprefix("base_model.model.").replace(".base_layer.", ".")

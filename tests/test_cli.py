@@ -1,0 +1,115 @@
+"""The `ntkeval` command end to end on tiny models: a multirun writes every cell, W&B offline runs hold what was
+logged, the report gathers the sweep, a failing cell keeps its siblings' results, and bad input fails in one line."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ntkeval.tracking import read_offline_run
+
+FAST = ["model=tiny", "dataset.n_train=8", "dataset.n_test=4", "tuning.steps=3", "tuning.batch_size=4",
+        "learner.demos=2"]
+
+
+def ntkeval(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ntkeval", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """One real multirun: 2 learners x 2 train skills on tiny, W&B offline; shared by the tests below."""
+    root = tmp_path_factory.mktemp("sweep")
+    sweep_dir = root / "multirun"
+    done = ntkeval("-m", "learner=icl-skill,tune-skill", "pair.train=add/question,mul/symbol", f"cache_dir={root}/c",
+                   "pair.test=[add/question,mul/symbol]", "logger=wandb", *[o for o in FAST if "demos" not in o],
+                   f"hydra.sweep.dir={sweep_dir}", cwd=root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return sweep_dir
+
+
+def _results(sweep_dir: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(sweep_dir.rglob("result.json"))]
+
+
+def test_multirun_writes_every_cell(sweep):
+    results = _results(sweep)
+    cells = {(r["cell"]["learner"], r["cell"]["train_skill"]) for r in results}
+    assert cells == {(lrn, s) for lrn in ("icl-skill", "tune-skill") for s in ("add/question", "mul/symbol")}
+    for r in results:
+        assert r["status"] == "done" and r["cell"]["model"] == "tiny" and r["cell"]["code_version"]
+        assert [t["test_skill"] for t in r["tests"]] == ["add/question", "mul/symbol"]
+        keys = {"n", "p_learner", "p_control", "p_base", "delta", "ci_low", "ci_high", "acc_learner", "acc_control"}
+        assert all(keys <= set(t) for t in r["tests"])
+    job_dirs = {p.parent for p in sweep.rglob("result.json")}
+    assert all(len(list(d.glob("questions.jsonl"))) == 1 for d in job_dirs)
+
+
+def test_wandb_offline_runs_hold_the_logged_keys(sweep):
+    runs = sorted(sweep.rglob("offline-run-*"))
+    assert len(runs) == 4
+    for run_dir in runs:
+        run = read_offline_run(run_dir)
+        result = json.loads((run_dir.parents[1] / "result.json").read_text())
+        assert run["run_id"] == result["cell"]["cell_id"]
+        assert run["group"] == sweep.name and run["job_type"] == result["cell"]["learner"]
+        assert run["config"]["model"]["name"] == "tiny"
+        first = result["tests"][0]
+        assert run["summary"][f"{first['test_skill']}/delta"] == pytest.approx(first["delta"])
+        assert run["tables"]["questions"]["columns"][:2] == ["id", "test_skill"]
+        losses = [row["train/loss"] for row in run["history"] if "train/loss" in row]
+        assert len(losses) == (3 if result["cell"]["learner"] == "tune-skill" else 0)
+
+
+def test_report_gathers_the_sweep(sweep, tmp_path):
+    out = tmp_path / "report"
+    done = subprocess.run([sys.executable, "-m", "ntkeval.report", str(sweep), "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = list(csv.DictReader((out / "kernel.csv").open()))
+    assert len(rows) == 8
+    assert list(rows[0]) == ["model", "learner", "dataset", "train_skill", "test_skill", "n", "p_learner",
+                             "p_control", "delta", "ci_low", "ci_high"]
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == ["kernel_tiny_icl-skill_arith.png", "kernel_tiny_tune-skill_arith.png"]
+    assert "4 cells done" in done.stdout
+
+
+def test_a_failing_cell_keeps_its_siblings_results(tmp_path):
+    # codellama cannot load here (no hub, no such local dir): that cell fails, the tiny cell still finishes.
+    done = ntkeval("-m", "model=tiny,codellama", "pair.test=add/question", "learner=icl-skill", "logger=none",
+                   "dataset.n_test=4", "learner.demos=2", f"hydra.sweep.dir={tmp_path / 'sw'}", cwd=tmp_path)
+    assert done.returncode != 0
+    results = {r["cell"]["model"]: r for r in _results(tmp_path / "sw")}
+    assert results["tiny"]["status"] == "done"
+    assert results["codellama"]["status"] == "failed"
+    assert results["codellama"]["error"] and Path(results["codellama"]["log"]).name.endswith(".log")
+    assert results["codellama"]["error"] in Path(results["codellama"]["log"]).read_text()
+
+
+@pytest.mark.parametrize("args, bad, choice", [
+    (["model=gpt5"], "'gpt5'", "codellama"),
+    (["learner=icl"], "'icl'", "icl-skill"),
+    (["pair.train=add/speech"], "'add/speech'", "add/word"),
+    (["pair.test=[add,bogus]"], "'bogus'", "mul/symbol"),
+    (["-m", "learner=icl-skill,tune"], "'tune'", "tune-skill"),
+    (["logger.mode=offlne"], "'offlne'", "offline"),
+    (["pair.train=[add"], "[add", "override_grammar"),
+    (["nosuchkey=1"], "'nosuchkey'", "learner"),
+])
+def test_bad_input_fails_in_one_line_before_any_model_loads(tmp_path, args, bad, choice):
+    start = time.monotonic()
+    done = ntkeval(*args, cwd=tmp_path, timeout=120)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ntkeval: error:"), done.stderr
+    assert bad in lines[0] and choice in lines[0]
+    assert "Traceback" not in done.stderr + done.stdout
+    assert not (tmp_path / "outputs").exists()  # nothing ran
+    assert time.monotonic() - start < 60
