@@ -9,7 +9,7 @@ from ntkeval.cache import StageCache
 from ntkeval.cell import Cell, run_cell
 from ntkeval.data.arith import ArithDataset
 from ntkeval.learners import AdaptContext, InContextLearner, LoraLearner
-from ntkeval.learners.lora import train_lora
+from ntkeval.learners.training import train_lora
 from ntkeval.models import TinyModel
 from ntkeval.prompts import PromptFormat
 from ntkeval.scoring import ExactScorer
@@ -128,3 +128,45 @@ def test_lora_trains_only_adapter_weights_and_lowers_the_loss(arch):
 def _base_key(peft_key: str) -> str:
     """peft renames base weights: base_model.model.<name> and .base_layer. inside wrapped modules."""
     return peft_key.removeprefix("base_model.model.").replace(".base_layer.", ".")
+
+
+def _fresh_adapter_model():
+    from peft import LoraConfig
+
+    session = ModelSession(TinyModel(name="tiny", arch="llama", initializer_range=0.2))
+    torch.manual_seed(0)
+    model = session.new_adapter("tune-skill", LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    return model, session.tokenizer
+
+
+def test_tuning_killed_mid_way_resumes_from_its_checkpoint_with_identical_results(tmp_path, monkeypatch):
+    import ntkeval.learners.training as training
+
+    texts = [(f"Q: What is {a}+{a}?\nA:", f" {2 * a}\n") for a in range(10, 22)]
+    args = dict(steps=7, batch_size=4, lr=1e-2, weight_decay=0.0, seed=3)
+    model, tok = _fresh_adapter_model()
+    want = train_lora(model, tok, texts, **args)
+    want_weights = {k: v.clone() for k, v in model.state_dict().items() if "lora_" in k}
+
+    real_collate, calls = training._collate, []
+
+    def dies_at_step_6(*a, **kw):
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt("job killed")  # like SIGTERM/scancel mid-step: no clean shutdown
+        return real_collate(*a, **kw)
+
+    monkeypatch.setattr(training, "_collate", dies_at_step_6)
+    model, tok = _fresh_adapter_model()
+    with pytest.raises(KeyboardInterrupt):
+        train_lora(model, tok, texts, **args, checkpoint=tmp_path / "ckpt", checkpoint_every=2)
+    assert (tmp_path / "ckpt" / "state.pt").exists()  # steps 1-4 were saved; step 5 was lost with the job
+    monkeypatch.setattr(training, "_collate", real_collate)
+
+    model, tok = _fresh_adapter_model()  # a new process: fresh model and optimizer, the checkpoint on disk
+    got = train_lora(model, tok, texts, **args, checkpoint=tmp_path / "ckpt", checkpoint_every=2)
+    assert got == want
+    for k, v in model.state_dict().items():
+        if "lora_" in k:
+            assert torch.equal(v, want_weights[k]), k
+    assert not (tmp_path / "ckpt").exists()  # a finished tuning leaves no checkpoint behind

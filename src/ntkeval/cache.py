@@ -40,6 +40,12 @@ class StageCache:
     def _count(self, table: dict[str, int], kind: str) -> None:
         table[kind] = table.get(kind, 0) + 1
 
+    def has(self, kind: str, parts: dict) -> bool:
+        """Whether a complete entry exists (a record that parses, or a directory marked complete)."""
+        key = stable_hash(parts)
+        folder = self.root / kind
+        return self._read_record(folder / f"{key}.json") is not None or (folder / key / ".complete").exists()
+
     # Records (JSON) ---------------------------------------------------------------------------------------------
     def _read_record(self, path: Path) -> Any | None:
         try:

@@ -18,6 +18,7 @@ from ntkeval.prompts import PromptFormat
 from ntkeval.session import ModelSession
 
 log = logging.getLogger(__name__)
+SCORES = "scores"  # the stage-cache kind of per-question scores
 
 
 @dataclass
@@ -47,6 +48,21 @@ class Cell:
                             "learner": self.learner.key(self.train_skill, self.seed), "tests": self.test_skills,
                             "format": self.fmt.identity(), "scorer": self.scorer.identity()})
 
+    def context(self, session=None) -> AdaptContext:
+        return AdaptContext(dataset=self.dataset, train_skill=self.train_skill, seed=self.seed, fmt=self.fmt,
+                            cache=self.cache, model_key=self.model.identity(), session=session)
+
+    def score_parts(self, learner, test_skill: str) -> dict:
+        """What determines the scores of `test_skill` under `learner` (None: the untouched model): the cache key."""
+        return {"model": self.model.identity(), "dataset": self.dataset.identity(), "format": self.fmt.identity(),
+                "scorer": self.scorer.identity(), "test_skill": test_skill,
+                "adaptation": None if learner is None else learner.key(self.train_skill, self.seed)}
+
+    def roles(self) -> list:
+        """The learners whose scores the cell needs: the untouched model (None), the control, the learner."""
+        control = self.learner.control()
+        return [None] + ([control] if control is not None else []) + [self.learner]
+
 
 class _Stages:
     """Adaptations and scores of one cell, each computed only when the stage cache does not already hold it."""
@@ -54,8 +70,7 @@ class _Stages:
     def __init__(self, cell: Cell):
         self.cell = cell
         self.session = ModelSession(cell.model, cell.device)
-        self.context = AdaptContext(dataset=cell.dataset, train_skill=cell.train_skill, seed=cell.seed, fmt=cell.fmt,
-                                    cache=cell.cache, model_key=cell.model.identity(), session=self.session)
+        self.context = cell.context(self.session)
         self.adaptations: dict[str, Adaptation] = {}
 
     def adaptation(self, learner) -> Adaptation:
@@ -67,9 +82,7 @@ class _Stages:
     def scores(self, learner, test_skill: str) -> list[dict]:
         """Per-question scores of `test_skill` under `learner` (None: the untouched model), cached by content."""
         c = self.cell
-        parts = {"model": c.model.identity(), "dataset": c.dataset.identity(), "format": c.fmt.identity(),
-                 "scorer": c.scorer.identity(), "test_skill": test_skill,
-                 "adaptation": None if learner is None else learner.key(c.train_skill, c.seed)}
+        parts = c.score_parts(learner, test_skill)
 
         def compute() -> list[dict]:
             adapted = Adaptation() if learner is None else self.adaptation(learner)
@@ -82,7 +95,7 @@ class _Stages:
                 return c.scorer.score(model, self.session.tokenizer, c.dataset.test(test_skill), c.fmt,
                                       adapted.prefix, desc=f"scoring {test_skill} under {name}")
 
-        return c.cache.record("scores", parts, compute)
+        return c.cache.record(SCORES, parts, compute)
 
 
 def kernel_row(test_skill: str, base: list[dict], control: list[dict], learner: list[dict], seed: int) -> dict:

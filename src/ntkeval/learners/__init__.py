@@ -4,6 +4,7 @@ Every learner offers the same small interface, so the cell never asks which kind
   name                      how results and W&B runs call it
   control() -> Learner|None the learner it is compared against (None: the untouched model)
   key(train_skill, seed)    everything that determines its adaptation, for the stage cache
+  stage(context)            (cache kind, key parts) of its expensive stage, or None
   validate(dataset, skill)  raises UserError before any model loads if the data cannot serve it
   adapt(context)            -> Adaptation
 """
@@ -30,6 +31,8 @@ class Learner(Protocol):
     def control(self) -> "Learner | None": ...
 
     def key(self, train_skill: str, seed: int) -> dict[str, Any]: ...
+
+    def stage(self, context: AdaptContext) -> tuple[str, dict] | None: ...
 
     def validate(self, dataset, train_skill: str) -> None: ...
 

@@ -43,6 +43,10 @@ class InContextLearner:
                                 [f"at most {len(pool)} (the train questions of {train_skill})"], "invalid")
         return pool
 
+    def stage(self, context) -> None:
+        """Building a prompt prefix is cheap: no cached stage."""
+        return None
+
     def validate(self, dataset, train_skill: str) -> None:
         """Fail before any model loads if the data set cannot supply the demonstrations."""
         self._pool(dataset, train_skill)
