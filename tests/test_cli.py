@@ -91,6 +91,46 @@ def test_a_failing_cell_keeps_its_siblings_results(tmp_path):
     assert results["codellama"]["status"] == "failed"
     assert results["codellama"]["error"] and Path(results["codellama"]["log"]).name.endswith(".log")
     assert results["codellama"]["error"] in Path(results["codellama"]["log"]).read_text()
+    summary = done.stderr[done.stderr.index("\nsweep "):]
+    assert "1 cells done, 1 failed or missing" in summary
+    assert "failed" in summary and "1_codellama_icl-skill_add-question" in summary and "OSError" in summary
+
+
+def test_relaunching_a_finished_sweep_recomputes_nothing(sweep, tmp_path):
+    again = ntkeval("-m", "learner=icl-skill,tune-skill", "pair.train=add/question,mul/symbol",
+                    f"cache_dir={sweep.parent}/c", "pair.test=[add/question,mul/symbol]", "logger=wandb",
+                    *[o for o in FAST if "demos" not in o], f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (again.stdout + again.stderr).count("nothing recomputed") == 4
+    assert "4 cells done, 0 failed or missing" in again.stderr
+    # a new sweep dir: the cells run again, but every stage comes from the cache
+    fresh = ntkeval("learner=tune-skill", "pair.train=add/question", f"cache_dir={sweep.parent}/c",
+                    "pair.test=[add/question,mul/symbol]", "logger=none", *[o for o in FAST if "demos" not in o],
+                    cwd=tmp_path)
+    assert fresh.returncode == 0
+    out = fresh.stdout + fresh.stderr
+    assert "stages: 0 computed" in out and "tuning tune" not in out and "scoring " not in out
+
+
+def test_preflight_lists_every_problem_of_the_grid_and_runs_nothing(tmp_path):
+    done = ntkeval("-m", "learner=icl-skill,tune-skill", "pair.train=add/questio,mul/q,add/word", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith("ntkeval: error: 2 problems in the grid, nothing was run:")
+    assert "'add/questio'" in done.stderr and "'mul/q'" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_dry_run_counts_the_work_after_deduplication(tmp_path):
+    done = ntkeval("-m", "model=tiny", "learner=icl-standard,icl-skill,tune-base,tune-skill",
+                   "pair.train=add/question,mul/question", "pair.test=[add/question,mul/question,add/symbol]",
+                   "dry_run=true", f"cache_dir={tmp_path}/c", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "8 cells; after de-duplication:" in done.stdout
+    # 2 train skills x (tune-base + tune-skill) = 4 tunings, however many cells share them
+    assert "tunings: 4 to run, 0 cached" in done.stdout
+    # 3 test skills x (base 1 + icl-standard 1 + icl-skill 2 + tune-base 2 + tune-skill 2) = 24 score sets
+    assert "scorings (learner x test skill): 24 to run, 0 cached" in done.stdout
+    assert not (tmp_path / "outputs").exists()
 
 
 @pytest.mark.parametrize("args, bad, choice", [

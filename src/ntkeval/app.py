@@ -18,6 +18,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from ntkeval.build import CONF_DIR, build_cell, build_logger
+from ntkeval.callbacks import SWEEP_DIRS
 from ntkeval.errors import UserError
 
 log = logging.getLogger("ntkeval")
@@ -35,6 +36,10 @@ def run(cfg: DictConfig) -> dict:
     out_dir = Path(hc.runtime.output_dir)
     cell = build_cell(cfg, out_dir)
     group = Path(hc.sweep.dir).name if hc.mode == RunMode.MULTIRUN else "single-runs"
+    finished = previous_result(out_dir, cell.cell_id())
+    if finished is not None:
+        log.info("cell %s already done in %s: nothing recomputed", cell.cell_id(), out_dir)
+        return finished
     tracker = build_logger(cfg).start(run_id=cell.cell_id(), name=f"{cell.model.name}|{cell.learner.name}|"
                                       f"{cell.train_skill}", group=group, job_type=cell.learner.name,
                                       config=cell.config, dir=str(out_dir))
@@ -47,6 +52,18 @@ def run(cfg: DictConfig) -> dict:
         raise
     tracker.finish(exit_code=0)
     return result
+
+
+def previous_result(out_dir: Path, cell_id: str) -> dict | None:
+    """The result a relaunched job already wrote for this very cell, if it finished."""
+    import json
+
+    try:
+        result = json.loads((out_dir / "result.json").read_text())
+    except (OSError, ValueError):
+        return None
+    same = result.get("status") == "done" and result.get("cell", {}).get("cell_id") == cell_id
+    return result if same else None
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -63,7 +80,30 @@ def main() -> None:
     except UserError as error:
         print(f"ntkeval: error: {error}", file=sys.stderr)
         sys.exit(2)
-    _hydra_entry()
+    code = 0
+    try:
+        _hydra_entry()
+    except SystemExit as exit_:  # Hydra exits 1 after reporting a failed job; the summary still follows
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    for sweep_dir in SWEEP_DIRS:
+        code = max(code, summarise_sweep(Path(sweep_dir)))
+    sys.exit(code)
+
+
+def summarise_sweep(sweep_dir: Path) -> int:
+    """Print cells done and failed (first error line and log path) for a finished multirun; 1 if any failed."""
+    from ntkeval.report import load_results
+    from ntkeval.sweep_grid import find_problems
+
+    results = load_results(sweep_dir)
+    problems = find_problems(sweep_dir, results, notes=[])
+    done = sum(r.get("status") == "done" for r in results)
+    print(f"\nsweep {sweep_dir}: {done} cells done, {len(problems)} failed or missing", file=sys.stderr)
+    for problem in problems:
+        print(f"  {problem.line()}", file=sys.stderr)
+    if problems:
+        print(f"  after fixing, relaunch the same command: finished stages come from the cache", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

@@ -129,6 +129,8 @@ def run_cell(cell: Cell, tracker) -> dict:
         questions += question_rows(skill, cell.dataset.test(skill), base, ctrl, learned)
         log.info("%s -> %s: delta %+.4f [%+.4f, %+.4f]", cell.train_skill, skill, rows[-1]["delta"],
                  rows[-1]["ci_low"], rows[-1]["ci_high"])
+    computed, cached = sum(cell.cache.misses.values()), sum(cell.cache.hits.values())
+    log.info("stages: %d computed, %d from the cache%s", computed, cached, "" if computed else " (nothing recomputed)")
     result = {"status": "done", "cell": {"cell_id": cell.cell_id(), **cell.identity(), "code_version": code_version()},
               "tests": rows, "error": None, "log": None, "cache": {"hits": cell.cache.hits, "misses": cell.cache.misses},
               "config": cell.config}

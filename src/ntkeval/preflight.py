@@ -3,6 +3,7 @@ job in the grid; the first problem becomes one line naming the bad value and the
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -14,7 +15,7 @@ from hydra.errors import HydraException, OverrideParseException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ntkeval.build import CONF_DIR, build_logger, make, resolve_skills
+from ntkeval.build import CONF_DIR, build_cell, build_logger, make, resolve_skills
 from ntkeval.errors import UserError, choices_error
 
 
@@ -73,30 +74,72 @@ def job_overrides(argv_overrides: list[str], multirun: bool) -> list[list[str]]:
     return BasicSweeper.split_arguments(full, max_batch_size=None)[0]
 
 
-def check_job(cfg) -> None:
-    """Build every light object of one job (not the model weights) so a bad value fails now."""
+def check_job(cfg):
+    """Build every light object of one job (not the model weights) so a bad value fails now; return its Cell."""
     dataset = make(cfg.dataset)
     train_skill, _ = resolve_skills(dataset, cfg.pair)
     make(cfg.learner).validate(dataset, train_skill)
-    make(cfg.scorer)
-    make(cfg.prompt)
-    make(cfg.model)
     build_logger(cfg)
+    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])  # what the job itself receives
+    return build_cell(job, out_dir=Path("."))
+
+
+def check_writable(path: str | Path, what: str) -> None:
+    """The directory, or the nearest existing folder it would be created in, accepts files: checked before hours
+    of work would fail to save. Nothing is created."""
+    folder = Path(path).expanduser().absolute()
+    existing = next(p for p in [folder, *folder.parents] if p.exists())
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".ntkeval-write-check"):
+            pass
+    except OSError as error:
+        raise UserError(f"{what} {str(folder)!r} is not writable ({existing}: {error.strerror}); set {what} to a "
+                        f"writable directory") from None
+
+
+def check_grid(jobs: list[list[str]]) -> tuple[list, list[str]]:
+    """Compose and build every distinct job; return the cells and every problem found (not just the first)."""
+    cells, problems, seen = [], [], set()
+    for job in jobs:
+        if tuple(sorted(job)) in seen:
+            continue
+        seen.add(tuple(sorted(job)))
+        try:
+            cfg = _compose(list(job))
+            if not cells:  # the same dirs for every job, unless a job overrides them
+                check_writable(cfg.cache_dir, "cache_dir")
+                check_writable(Path(str(cfg.hydra.sweep.dir)).parent, "the output directory")
+            cells.append(check_job(cfg))
+        except UserError as error:
+            if str(error) not in problems:
+                problems.append(str(error))
+    return cells, problems
 
 
 def check_command_line(argv: list[str]) -> int:
-    """Validate every job the command line would launch; return how many. Raises UserError on the first problem."""
+    """Validate every job the command line would launch, listing all problems in one UserError; with dry_run=true
+    print the grid's work after de-duplication and exit. Returns how many jobs would run."""
     args = get_args_parser().parse_args(argv)
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion or args.config_name:
         return 0  # Hydra's own informational modes: nothing runs
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(Path(CONF_DIR)), version_base="1.3"):
-        jobs = job_overrides(args.overrides, args.multirun)
-        seen: set[tuple[str, ...]] = set()
-        for job in jobs:
-            if tuple(sorted(job)) in seen:
-                continue
-            seen.add(tuple(sorted(job)))
-            check_job(_compose(list(job)))
-    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(Path(CONF_DIR)), version_base="1.3"):
+            jobs = job_overrides(args.overrides, args.multirun)
+            cells, problems = check_grid(jobs)
+            dry_run = bool(_compose(list(jobs[0])).get("dry_run", False))
+    finally:
+        GlobalHydra.instance().clear()
+    if len(problems) == 1:
+        raise UserError(problems[0])
+    if problems:
+        raise UserError(f"{len(problems)} problems in the grid, nothing was run:\n  " + "\n  ".join(problems))
+    if dry_run:
+        from ntkeval.plan import plan_grid
+
+        for cell in cells:
+            print(f"cell: {cell.model.name} {cell.learner.name} {cell.dataset.name} train={cell.train_skill} "
+                  f"tests={len(cell.test_skills)} seed={cell.seed}")
+        print("\n".join(plan_grid(cells).lines()))
+        raise SystemExit(0)
     return len(jobs)
