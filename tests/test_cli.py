@@ -94,6 +94,14 @@ def test_a_failing_cell_keeps_its_siblings_results(tmp_path):
     summary = done.stderr[done.stderr.index("\nsweep "):]
     assert "1 cells done, 1 failed or missing" in summary
     assert "failed" in summary and "1_codellama_icl-skill_add-question" in summary and "OSError" in summary
+    report = subprocess.run([sys.executable, "-m", "ntkeval.report", str(tmp_path / "sw")], capture_output=True,
+                            text=True, timeout=120)
+    assert report.returncode == 1 and "failed" in report.stdout
+    command = report.stdout.split("to rerun only the failed, incomplete and missing cells:\n")[1].split()
+    assert command[:2] == ["ntkeval", "-m"] and f"hydra.sweep.dir={tmp_path / 'sw'}" in command
+    rerun = ntkeval(*command[1:], cwd=tmp_path)  # the tiny cell is not redone; codellama still cannot load
+    assert rerun.returncode != 0
+    assert (rerun.stdout + rerun.stderr).count("nothing recomputed") == 1
 
 
 def test_relaunching_a_finished_sweep_recomputes_nothing(sweep, tmp_path):

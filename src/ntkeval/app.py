@@ -93,7 +93,7 @@ def main() -> None:
 def summarise_sweep(sweep_dir: Path) -> int:
     """Print cells done and failed (first error line and log path) for a finished multirun; 1 if any failed."""
     from ntkeval.report import load_results
-    from ntkeval.sweep_grid import find_problems
+    from ntkeval.sweep_grid import find_problems, relaunch_command
 
     results = load_results(sweep_dir)
     problems = find_problems(sweep_dir, results, notes=[])
@@ -101,8 +101,10 @@ def summarise_sweep(sweep_dir: Path) -> int:
     print(f"\nsweep {sweep_dir}: {done} cells done, {len(problems)} failed or missing", file=sys.stderr)
     for problem in problems:
         print(f"  {problem.line()}", file=sys.stderr)
-    if problems:
-        print(f"  after fixing, relaunch the same command: finished stages come from the cache", file=sys.stderr)
+    command = relaunch_command(sweep_dir) if problems else None
+    if command:
+        print(f"  rerun only what did not finish (done cells are skipped, cached stages reused):\n  {command}",
+              file=sys.stderr)
     return 1 if problems else 0
 
 

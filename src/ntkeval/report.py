@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ntkeval.heatmap import plot_kernels
 from ntkeval.kernel_table import format_table, kernel_tables
-from ntkeval.sweep_grid import Problem, find_problems, natural_key
+from ntkeval.sweep_grid import Problem, find_problems, natural_key, relaunch_command
 
 __all__ = ["load_results", "write_kernel_csv", "plot_kernels", "find_problems", "Problem", "main"]
 
@@ -113,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         print(format_table(table) + "\n")
     print(text, end="")
     print(f"wrote {csv_path}, {len(pngs)} heatmap(s) and problems.txt to {out_dir}")
+    command = relaunch_command(sweep_dir) if problems else None
+    if command:
+        print(f"to rerun only the failed, incomplete and missing cells:\n  {command}")
     return 1 if problems else 0
 
 

@@ -7,6 +7,7 @@ BasicSweeper, so a job counts as missing exactly when Hydra would have launched 
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,3 +137,18 @@ def find_problems(sweep_dir: Path | str, results: list[dict], notes: list[str] |
         for note in own_notes:
             print(f"note: {note}")
     return problems
+
+
+def relaunch_command(sweep_dir: Path | str) -> str | None:
+    """The command that reruns a sweep in place: finished cells are skipped and cached stages reused, so only
+    failed, incomplete and missing cells do work. None when the sweep's command line is not on record."""
+    path = Path(sweep_dir) / "multirun.yaml"
+    try:
+        task = OmegaConf.select(OmegaConf.load(path), "hydra.overrides.task", default=None)
+    except Exception:  # no or unreadable multirun.yaml: nothing to rebuild the command from
+        return None
+    if task is None:
+        return None
+    args = [str(t) for t in OmegaConf.to_container(task, resolve=False)]
+    args = [a for a in args if not a.startswith("hydra.sweep.dir=")]
+    return " ".join(["ntkeval", "-m", *(shlex.quote(a) for a in args), shlex.quote(f"hydra.sweep.dir={sweep_dir}")])
