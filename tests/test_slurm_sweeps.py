@@ -1,0 +1,101 @@
+"""ntkeval sweeps on the live one-node Slurm cluster: preemption mid-tuning, failing cells, racing cells, preflight.
+
+Run alone with `python -m pytest -m slurm`; needs root and apt-get (tests/slurm_cluster.py starts the cluster).
+"""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from slurm_cluster import REPO, slurm_cluster  # noqa: F401  the session fixture
+
+pytestmark = pytest.mark.slurm
+
+
+def sweep_command(cluster, sweep: Path, cache: Path, *overrides: str) -> list[str]:
+    return [sys.executable, "-m", "ntkeval", "-m", "hydra/launcher=slurm", "model=tiny", "logger=none",
+            "dataset.n_test=4", "dataset.n_train=8", f"hydra.sweep.dir={sweep}", f"cache_dir={cache}",
+            f"hydra.launcher.partition={cluster.partition}", "hydra.launcher.mem_gb=2",
+            "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=10", *overrides]
+
+
+def results(sweep: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/result.json")}
+
+
+def cell_logs(sweep: Path) -> str:
+    return "".join(p.read_text() for p in sweep.glob("*/*.log"))
+
+
+def test_a_cell_preempted_mid_tuning_resumes_and_matches_an_uninterrupted_run(slurm_cluster, tmp_path):
+    tuning = ["learner=tune-skill", "pair.test=[add/question,mul/symbol]", "tuning.steps=1500",
+              "tuning.batch_size=4", "learner.checkpoint_every=100"]
+    reference = subprocess.run([sys.executable, "-m", "ntkeval", "model=tiny", "logger=none", "dataset.n_test=4",
+                                "dataset.n_train=8", f"cache_dir={tmp_path}/ref-cache",
+                                f"hydra.run.dir={tmp_path}/ref", *tuning],
+                               cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    want = json.loads((tmp_path / "ref" / "result.json").read_text())["tests"]
+
+    sweep, cache = tmp_path / "sweep", tmp_path / "cache"
+    launch = subprocess.Popen(sweep_command(slurm_cluster, sweep, cache, *tuning), cwd=REPO, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 240
+    while not list(cache.glob("stages/checkpoints/*/state.pt")):  # tune-base (the control) is being tuned
+        assert launch.poll() is None and time.monotonic() < deadline, "no tuning checkpoint appeared"
+        time.sleep(0.2)
+    (job_id,) = [line.split()[0] for line in subprocess.run(
+        ["squeue", "-h", "-o", "%i %j"], capture_output=True, text=True, check=True).stdout.splitlines()]
+    subprocess.run(["scontrol", "requeue", job_id], check=True, timeout=30)  # what preemption does to the job
+    output, _ = launch.communicate(timeout=300)
+    assert launch.returncode == 0, output[-3000:]
+    (got,) = results(sweep).values()
+    assert got["status"] == "done"
+    assert got["tests"] == want  # the same numbers as the run nobody interrupted
+    assert "resuming from the checkpoint after step" in cell_logs(sweep)
+    assert "REQUEUE" in subprocess.run(["sacct", "-j", job_id, "-n", "-D", "-X", "-o", "State"],
+                                       capture_output=True, text=True).stdout.upper()
+
+
+def test_a_raising_cell_fails_alone_and_the_sweep_says_so(slurm_cluster, tmp_path):
+    sweep = tmp_path / "sweep"
+    run = subprocess.run(sweep_command(slurm_cluster, sweep, tmp_path / "cache", "model=tiny,codellama",
+                                       "learner=icl-skill", "pair.test=add/question"),
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0
+    got = results(sweep)
+    assert got["0_tiny_icl-skill_add-question"]["status"] == "done"
+    failed = got["1_codellama_icl-skill_add-question"]
+    assert failed["status"] == "failed" and "OSError" in failed["error"]
+    assert failed["error"] in Path(failed["log"]).read_text()  # the error is in the cell's own log
+    assert "1 cells done, 1 failed or missing" in run.stderr
+    assert f"hydra.sweep.dir={sweep}" in run.stderr  # the command that reruns only what failed
+
+
+def test_two_cells_racing_for_one_control_tune_it_once(slurm_cluster, tmp_path):
+    # Same train skill, different test skills: both cells need tune-base's adapter as their control, at once.
+    sweep, cache = tmp_path / "sweep", tmp_path / "cache"
+    run = subprocess.run(sweep_command(slurm_cluster, sweep, cache, "learner=tune-skill",
+                                       "pair.test=add/question,mul/symbol", "tuning.steps=300"),
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert [r["status"] for r in results(sweep).values()] == ["done", "done"]
+    logs = cell_logs(sweep)
+    assert logs.count("tuning tune-base on add/question: started") == 1
+    assert logs.count("tuning tune-skill on add/question: started") == 1  # the adapter ignores the test skills
+    assert len(list(cache.glob("stages/adapters/*/.complete"))) == 2
+
+
+def test_preflight_rejects_a_bad_grid_and_submits_nothing(slurm_cluster, tmp_path):
+    before = subprocess.run(["sacct", "-n", "-X", "-a", "-o", "JobID"], capture_output=True, text=True).stdout
+    run = subprocess.run(sweep_command(slurm_cluster, tmp_path / "sweep", tmp_path / "cache",
+                                       "learner=icl-skill,tune-skill", "pair.train=add/questio,mul/symbl"),
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert run.stderr.startswith("ntkeval: error: 2 problems in the grid, nothing was run:")
+    assert "'add/questio'" in run.stderr and "'mul/symbl'" in run.stderr
+    after = subprocess.run(["sacct", "-n", "-X", "-a", "-o", "JobID"], capture_output=True, text=True).stdout
+    assert after == before and not (tmp_path / "sweep").exists()
