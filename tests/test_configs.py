@@ -1,6 +1,7 @@
 """Every option of every config group composes and builds into the objects a cell takes (no weights loaded)."""
 
 import itertools
+import json
 
 import pytest
 from omegaconf import OmegaConf
@@ -21,10 +22,24 @@ def test_the_registry_holds_the_required_options():
     assert {"quickstart", "paper-arith"} <= set(group_options("experiment"))
 
 
+def dataset_overrides(option: str, tmp_path) -> list[str]:
+    """What each data set needs beyond its defaults: a skill of its own, a file of questions for jsonl."""
+    if option == "khanskill":
+        return ["pair.train=fractions/simplify-fraction"]
+    if option == "jsonl":
+        path = tmp_path / "mine.jsonl"
+        lines = [json.dumps({"question": f"{s} question {i}?", "answer": str(i), "skill": s})
+                 for s in ("alpha", "beta") for i in range(6)]
+        path.write_text("\n".join(lines) + "\n")
+        return [f"dataset.path={path}", "pair.train=alpha", "dataset.n_train=3", "dataset.n_test=3"]
+    return []
+
+
 @pytest.mark.parametrize("group", GROUPS)
-def test_every_option_composes_and_builds(compose_config, group):
+def test_every_option_composes_and_builds(compose_config, group, tmp_path):
     for option in group_options(group):
-        cfg = compose_config(f"{group}={option}")
+        extra = dataset_overrides(option, tmp_path) if group == "dataset" else []
+        cfg = compose_config(f"{group}={option}", *extra)
         built = make(cfg[group]) if group != "pair" else None
         if group == "model":
             assert built.name == cfg.model.name and built.identity()

@@ -7,6 +7,7 @@ from pathlib import Path
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 from ntkeval.cache import StageCache
 from ntkeval.errors import UserError
@@ -18,6 +19,9 @@ def make(node):
     """Instantiate a config node; a UserError raised inside a constructor comes out as itself, not wrapped."""
     try:
         return instantiate(node)
+    except MissingMandatoryValue as error:
+        key = getattr(error, "full_key", None) or "a required value"
+        raise UserError(f"missing required value {key}: set it on the command line, e.g. {key}=...") from None
     except InstantiationException as error:
         cause = error.__cause__
         while cause is not None and not isinstance(cause, UserError):
@@ -31,13 +35,19 @@ def make(node):
 
 def resolve_skills(dataset, pair: DictConfig) -> tuple[str, list[str]]:
     """The cell's one train skill and its test skills, checked against the data set."""
-    train = dataset.resolve(pair.train)
+    try:
+        train = dataset.resolve(pair.train)
+    except UserError as error:
+        raise UserError(f"pair.train: {error}") from None
     if len(train) != 1:
         raise UserError(f"pair.train={pair.train!r} names {len(train)} skills; a cell trains on exactly one "
                         f"(sweep several with -m pair.train=a,b); valid choices: {', '.join(dataset.skills())}")
     test = pair.test
     test = list(test) if OmegaConf.is_list(test) else test
-    return train[0], dataset.resolve(test)
+    try:
+        return train[0], dataset.resolve(test)
+    except UserError as error:
+        raise UserError(f"pair.test: {error}") from None
 
 
 def build_cell(cfg: DictConfig, out_dir: Path):

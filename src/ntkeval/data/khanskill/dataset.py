@@ -1,0 +1,155 @@
+"""KhanSkill: school-math skills in the style of Khan Academy exercises, each a seeded generator with a verified answer.
+
+    from ntkeval.data.khanskill import KhanSkillDataset
+    ds = KhanSkillDataset(seed=0)
+    ds.test("fractions/add-unlike-denominators")[0]   # Example(id="fractions/add-unlike-denominators/test/0", ...)
+    ds.resolve("fractions")                           # every skill of a domain
+    ds.skill_info("fractions/add-unlike-denominators").answer_kind   # "fraction"
+
+A stable hash of each problem's numbers (not the seed, not the wording) puts it in the train or the test bucket,
+so no test problem is ever a train problem of its skill, whatever the seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ntkeval.data.answers import equivalent, wrong_answer
+from ntkeval.data.example import Example
+from ntkeval.data.khanskill import (algebra, decimals, factors, fractions, geometry, measurement, place,
+                                    powers, ratios, statistics, whole)
+from ntkeval.data.khanskill.core import Problem, Skill
+from ntkeval.errors import UserError, choices_error
+
+VERSION = 1       # bump whenever a change alters the generated questions; it is part of identity()
+TEST_BUCKETS = 2  # 1 in TEST_BUCKETS problems of a skill is reserved for test: small problem spaces need half
+DOMAINS = (       # the order of kernel rows and columns: roughly the order a curriculum meets them
+    "whole-numbers", "place-value", "time-money", "negative-numbers", "decimals", "fractions", "factors-multiples",
+    "ratios-rates", "percents", "exponents", "order-of-operations", "expressions", "linear-equations", "sequences",
+    "geometry", "angles", "volume", "unit-conversion", "statistics", "probability", "coordinate-plane")
+_BANKS = (whole, place, decimals, fractions, factors, ratios, powers, algebra, geometry, measurement, statistics)
+SKILLS: tuple[Skill, ...] = tuple(sorted((s for m in _BANKS for s in m.bank.skills),
+                                         key=lambda s: DOMAINS.index(s.domain)))  # stable: declared order within
+BY_ID = {s.id: s for s in SKILLS}
+SKILL_IDS = tuple(BY_ID)
+
+
+@dataclass(frozen=True)
+class SkillInfo:
+    id: str                        # "domain/name", e.g. "fractions/add-unlike-denominators"
+    title: str                     # e.g. "Add fractions with unlike denominators"
+    domain: str                    # e.g. "fractions"
+    level: int                     # the school grade where it is usually taught
+    answer_kind: str               # how answers are compared: a kind of ntkeval.data.answers
+    choices: tuple[str, ...] = ()  # every possible answer of a "text" skill (yes/no, <, >, =)
+
+
+def split_of(skill: str, key: str) -> str:
+    """'test' or 'train' for a problem of a skill, from a seed-independent hash (never Python's hash())."""
+    digest = hashlib.sha256(f"khanskill-split:{skill}:{key}".encode()).digest()
+    return "test" if int.from_bytes(digest[:8], "big") % TEST_BUCKETS == 0 else "train"
+
+
+class KhanSkillDataset:
+    """Seeded, cached generator of the KhanSkill bank; the same arguments give the same questions in any process."""
+
+    name = "khanskill"
+
+    def __init__(self, seed: int = 0, n_train: int = 20, n_test: int = 20):
+        for what, value in (("n_train", n_train), ("n_test", n_test)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise UserError(f"khanskill: {what} must be an integer >= 0, got {value!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise UserError(f"khanskill: seed must be an integer, got {seed!r}")
+        self.seed, self.n_train, self.n_test = seed, n_train, n_test
+        self._cache: dict[tuple[str, str], tuple[tuple[Example, Problem], ...]] = {}
+
+    def skills(self) -> list[str]:
+        return list(SKILL_IDS)
+
+    def domains(self) -> list[str]:
+        return list(DOMAINS)
+
+    def skill_info(self, skill: str) -> SkillInfo:
+        spec = self._skill(skill)
+        return SkillInfo(spec.id, spec.title, spec.domain, spec.level, spec.kind, spec.choices)
+
+    def resolve(self, spec: str | Iterable[str]) -> list[str]:
+        """Skills named by 'all', a domain, a skill id, or any collection of these; canonical order."""
+        items = [spec] if isinstance(spec, str) else list(spec)
+        chosen: set[str] = set()
+        for item in items:
+            if item == "all":
+                chosen.update(SKILL_IDS)
+            elif item in DOMAINS:
+                chosen.update(s for s in SKILL_IDS if s.startswith(f"{item}/"))
+            elif item in BY_ID:
+                chosen.add(item)
+            else:
+                raise choices_error("skill", item, ("all", *DOMAINS, *SKILL_IDS))
+        return [s for s in SKILL_IDS if s in chosen]
+
+    def train(self, skill: str) -> list[Example]:
+        return [example for example, _ in self._generated(skill, "train")]
+
+    def test(self, skill: str) -> list[Example]:
+        return [example for example, _ in self._generated(skill, "test")]
+
+    def problem(self, example: Example) -> Problem:
+        """The numbers and key behind an example of this data set (for checks and analysis)."""
+        skill, split, index = (example.id.rsplit("/", 2) + ["", ""])[:3]
+        if split not in ("train", "test") or not index.isdigit() or skill not in BY_ID:
+            raise UserError(f"khanskill: {example.id!r} is not an example id of this data set")
+        pairs = self._generated(skill, split)
+        if not int(index) < len(pairs) or pairs[int(index)][0] != example:
+            raise UserError(f"khanskill: {example.id!r} is not an example of this data set")
+        return pairs[int(index)][1]
+
+    def is_correct(self, example: Example, given: str) -> bool:
+        """Whether a free-form answer is mathematically equivalent to the example's, as its skill's kind allows."""
+        return equivalent(given, example.answer, self._skill(example.skill).kind)
+
+    def random_answer(self, example: Example, rng: random.Random) -> str:
+        """A wrong answer of the same kind and shape (same digit counts; another choice for yes/no-style skills)."""
+        spec = self._skill(example.skill)
+        try:
+            return wrong_answer(example.answer, spec.kind, rng, spec.choices)
+        except ValueError as error:
+            raise UserError(f"khanskill: {example.id!r}: {error}") from None
+
+    def identity(self) -> dict:
+        return {"name": self.name, "seed": self.seed, "n_train": self.n_train, "n_test": self.n_test,
+                "version": VERSION}
+
+    def _skill(self, skill: str) -> Skill:
+        if skill not in BY_ID:
+            raise choices_error("skill", skill, SKILL_IDS)
+        return BY_ID[skill]
+
+    def _generated(self, skill: str, split: str) -> tuple[tuple[Example, Problem], ...]:
+        spec = self._skill(skill)
+        if (skill, split) not in self._cache:
+            self._cache[skill, split] = self._generate(spec, split)
+        return self._cache[skill, split]
+
+    def _generate(self, spec: Skill, split: str) -> tuple[tuple[Example, Problem], ...]:
+        """n distinct problems of the split's bucket, each with its text and its independently computed answer."""
+        wanted = self.n_train if split == "train" else self.n_test
+        rng = random.Random(f"khanskill:{VERSION}:{self.seed}:{spec.id}:{split}")  # str seeds hash with sha512
+        seen: set[str] = set()
+        out: list[tuple[Example, Problem]] = []
+        for _ in range(200 * wanted + 2000):  # bounded, so a skill with too few problems fails instead of hanging
+            if len(out) == wanted:
+                break
+            drawn = spec.generate(rng)
+            if drawn is None or drawn.key in seen or split_of(spec.id, drawn.key) != split:
+                continue
+            seen.add(drawn.key)
+            out.append((Example(f"{spec.id}/{split}/{len(out)}", spec.id, drawn.question, drawn.answer), drawn))
+        if len(out) < wanted:
+            raise UserError(f"khanskill: only {len(out)} distinct {split} problems for {spec.id!r}; "
+                            f"lower dataset.n_{split}")
+        return tuple(out)
