@@ -79,7 +79,7 @@ def test_launchers_compose(compose_config, launcher):
         assert cfg.hydra.launcher.additional_parameters.requeue is True
 
 
-@pytest.mark.parametrize("experiment", ["quickstart", "paper-arith"])
+@pytest.mark.parametrize("experiment", ["quickstart", "paper-arith", "paper-khanskill", "khanskill-cpu"])
 def test_experiments_compose_into_multiruns(compose_config, experiment):
     cfg = compose_config(f"experiment={experiment}")
     assert str(cfg.hydra.mode).endswith("MULTIRUN")
