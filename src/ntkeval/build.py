@@ -50,7 +50,8 @@ def resolve_skills(dataset, pair: DictConfig) -> tuple[str, list[str]]:
         raise UserError(f"pair.test: {error}") from None
 
 
-def build_cell(cfg: DictConfig, out_dir: Path):
+def build_cell(cfg: DictConfig, out_dir: Path, make=make):
+    """The Cell of a job's config; `make` instantiates each node (preflight passes one that reuses objects)."""
     from ntkeval.cell import Cell
     from ntkeval.models import resolve_device
 

@@ -3,6 +3,7 @@ job in the grid; the first problem becomes one line naming the bad value and the
 
 from __future__ import annotations
 
+import copy
 import tempfile
 from pathlib import Path
 
@@ -11,8 +12,9 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.utils import get_args_parser
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import OverrideType
 from hydra.errors import HydraException, OverrideParseException
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from ntkeval.build import CONF_DIR, build_cell, build_logger, make, resolve_skills
@@ -74,14 +76,25 @@ def job_overrides(argv_overrides: list[str], multirun: bool) -> list[list[str]]:
     return BasicSweeper.split_arguments(full, max_batch_size=None)[0]
 
 
-def check_job(cfg):
+def check_job(cfg, make_once):
     """Build every light object of one job (not the model weights) so a bad value fails now; return its Cell."""
-    dataset = make(cfg.dataset)
-    train_skill, _ = resolve_skills(dataset, cfg.pair)
-    make(cfg.learner).validate(dataset, train_skill)
+    cell = build_cell(cfg, out_dir=Path("."), make=make_once)
+    cell.learner.validate(cell.dataset, cell.train_skill)
     build_logger(cfg)
-    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])  # what the job itself receives
-    return build_cell(job, out_dir=Path("."))
+    return cell
+
+
+class _MakeOnce:
+    """Instantiate each distinct config node once across the grid: a data set generates its questions once."""
+
+    def __init__(self):
+        self.made: dict[str, object] = {}
+
+    def __call__(self, node):
+        key = OmegaConf.to_yaml(node, resolve=True)
+        if key not in self.made:
+            self.made[key] = make(node)
+        return self.made[key]
 
 
 def check_writable(path: str | Path, what: str) -> None:
@@ -97,19 +110,60 @@ def check_writable(path: str | Path, what: str) -> None:
                         f"writable directory") from None
 
 
+class _Composer:
+    """Compose a grid fast: Hydra composes once per combination of config-group choices, and each job's plain
+    `key=value` overrides are applied to a copy with OmegaConf.update(merge=True), as Hydra itself applies them.
+    Anything else (`+key`, `~key`, a failing update) gets a full compose, so errors read as Hydra's."""
+
+    def __init__(self):
+        self.parser = OverridesParser.create()
+        self.bases: dict[tuple[str, ...], object] = {}
+
+    def __call__(self, job: list[str]):
+        """The job's config without the hydra node (what the job itself receives)."""
+        parsed = self.parser.parse_overrides(list(job))
+        groups = tuple(sorted(o.input_line for o in parsed if _is_group(o)))
+        values = [o for o in parsed if not _is_group(o) and not o.key_or_group.startswith("hydra.")]
+        if any(o.type != OverrideType.CHANGE or o.package is not None for o in values):
+            return _without_hydra(_compose(list(job)))
+        if groups not in self.bases:
+            # composed with this job's values, so a key that does not exist fails here, in Hydra's words
+            self.bases[groups] = _without_hydra(_compose(list(job)))
+            return self.bases[groups]
+        cfg = copy.deepcopy(self.bases[groups])
+        try:
+            for o in values:
+                OmegaConf.update(cfg, o.key_or_group, o.value(), merge=True)
+        except (OmegaConfBaseException, ValueError):
+            return _without_hydra(_compose(list(job)))
+        return cfg
+
+
+def _without_hydra(cfg):
+    return OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+
+
+def _is_group(override) -> bool:
+    key = override.key_or_group
+    return "." not in key and (CONF_DIR / key).is_dir()
+
+
 def check_grid(jobs: list[list[str]]) -> tuple[list, list[str]]:
     """Compose and build every distinct job; return the cells and every problem found (not just the first)."""
     cells, problems, seen = [], [], set()
+    compose_job, make_once = _Composer(), _MakeOnce()
+    try:
+        first = _compose(list(jobs[0]))  # the same dirs for every job, unless a job overrides them
+        check_writable(first.cache_dir, "cache_dir")
+        check_writable(Path(str(first.hydra.sweep.dir)).parent, "the output directory")
+    except UserError as error:
+        problems.append(str(error))
     for job in jobs:
         if tuple(sorted(job)) in seen:
             continue
         seen.add(tuple(sorted(job)))
         try:
-            cfg = _compose(list(job))
-            if not cells:  # the same dirs for every job, unless a job overrides them
-                check_writable(cfg.cache_dir, "cache_dir")
-                check_writable(Path(str(cfg.hydra.sweep.dir)).parent, "the output directory")
-            cells.append(check_job(cfg))
+            cells.append(check_job(compose_job(job), make_once))
         except UserError as error:
             if str(error) not in problems:
                 problems.append(str(error))
