@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ntkeval.data.example import Example
+from ntkeval.data.selection import select_skills
 from ntkeval.errors import UserError, choices_error
 
 OPS = ("add", "sub", "mul", "div", "ops", "cplex")
@@ -204,20 +205,9 @@ class ArithDataset:
 
     def resolve(self, spec: str | Iterable[str]) -> list[str]:
         """Skills named by 'all', an operation, a format, a skill, or any collection of these; canonical order."""
-        items = [spec] if isinstance(spec, str) else list(spec)
-        chosen: set[str] = set()
-        for item in items:
-            if item == "all":
-                chosen.update(SKILLS)
-            elif item in OPS:
-                chosen.update(s for s in SKILLS if s.startswith(f"{item}/"))
-            elif item in FORMATS:
-                chosen.update(s for s in SKILLS if s.endswith(f"/{item}"))
-            elif item in SKILLS:
-                chosen.add(item)
-            else:
-                raise choices_error("skill", item, ("all", *OPS, *FORMATS, *SKILLS))
-        return [s for s in SKILLS if s in chosen]
+        groups = {**{op: [s for s in SKILLS if s.startswith(f"{op}/")] for op in OPS},
+                  **{fmt: [s for s in SKILLS if s.endswith(f"/{fmt}")] for fmt in FORMATS}}
+        return select_skills(spec, list(SKILLS), groups)
 
     def train(self, skill: str) -> list[Example]:
         return [example for example, _ in self._generated(skill, "train")]

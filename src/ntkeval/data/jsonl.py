@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ntkeval.data.answers import KINDS, equivalent, infer_kind, wrong_answer
 from ntkeval.data.example import Example
+from ntkeval.data.selection import select_skills
 from ntkeval.errors import UserError, choices_error
 
 VERSION = 1  # bump whenever a change alters how records become examples; it is part of identity()
@@ -181,21 +182,11 @@ class JsonlDataset:
     def resolve(self, spec: str | Iterable[str]) -> list[str]:
         """Skills named by 'all', a skill, a format (skills with questions in it), a group (the part of skill names
         before their first '/'), or any collection of these; in file order."""
-        items = [spec] if isinstance(spec, str) else list(spec)
-        groups = {s.split("/", 1)[0] for s in self._by_skill if "/" in s} - set(self._by_skill)
-        chosen: set[str] = set()
-        for item in items:
-            if item == "all":
-                chosen.update(self._by_skill)
-            elif item in self._by_skill:
-                chosen.add(item)
-            elif item in self.formats():
-                chosen.update(s for s, formats in self._formats.items() if item in formats)
-            elif item in groups:
-                chosen.update(s for s in self._by_skill if s.startswith(f"{item}/"))
-            else:
-                raise choices_error("skill", item, ("all", *self.formats(), *sorted(groups), *self._by_skill))
-        return [s for s in self._by_skill if s in chosen]
+        skills = list(self._by_skill)
+        groups = {f: [s for s, formats in self._formats.items() if f in formats] for f in self.formats()}
+        for prefix in sorted({s.split("/", 1)[0] for s in skills if "/" in s} - set(skills)):
+            groups.setdefault(prefix, [s for s in skills if s.startswith(f"{prefix}/")])
+        return select_skills(spec, skills, groups)
 
     def train(self, skill: str) -> list[Example]:
         return [e for e, _ in self._pairs(skill) if e.id.startswith(f"{skill}/train/")]

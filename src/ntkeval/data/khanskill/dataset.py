@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from ntkeval.data.answers import equivalent, wrong_answer
 from ntkeval.data.example import Example
+from ntkeval.data.selection import select_skills
 from ntkeval.data.khanskill import (algebra, decimals, factors, fractions, geometry, measurement, place,
                                     powers, ratios, statistics, whole)
 from ntkeval.data.khanskill.core import Problem, Skill
@@ -79,18 +80,8 @@ class KhanSkillDataset:
 
     def resolve(self, spec: str | Iterable[str]) -> list[str]:
         """Skills named by 'all', a domain, a skill id, or any collection of these; canonical order."""
-        items = [spec] if isinstance(spec, str) else list(spec)
-        chosen: set[str] = set()
-        for item in items:
-            if item == "all":
-                chosen.update(SKILL_IDS)
-            elif item in DOMAINS:
-                chosen.update(s for s in SKILL_IDS if s.startswith(f"{item}/"))
-            elif item in BY_ID:
-                chosen.add(item)
-            else:
-                raise choices_error("skill", item, ("all", *DOMAINS, *SKILL_IDS))
-        return [s for s in SKILL_IDS if s in chosen]
+        groups = {d: [s for s in SKILL_IDS if s.startswith(f"{d}/")] for d in DOMAINS}
+        return select_skills(spec, list(SKILL_IDS), groups)
 
     def train(self, skill: str) -> list[Example]:
         return [example for example, _ in self._generated(skill, "train")]
