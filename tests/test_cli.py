@@ -79,6 +79,11 @@ def test_report_gathers_the_sweep(sweep, tmp_path):
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert pngs == ["kernel_tiny_icl-skill_arith.png", "kernel_tiny_tune-skill_arith.png"]
     assert "4 cells done" in done.stdout
+    structure = list(csv.DictReader((out / "structure.csv").open()))
+    assert sorted(r["learner"] for r in structure) == ["icl-skill", "tune-skill"]
+    assert all(r["verdict"] in done.stdout for r in structure)
+    summary = (out / "summary.md").read_text()
+    assert "![kernel](kernel_tiny_tune-skill_arith.png)" in summary and structure[0]["verdict"] in summary
 
 
 def test_a_failing_cell_keeps_its_siblings_results(tmp_path):

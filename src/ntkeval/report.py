@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from ntkeval.heatmap import plot_kernels
-from ntkeval.kernel_table import format_table, kernel_tables
+from ntkeval.kernel_table import format_table, kernel_tables, safe_name
+from ntkeval.structure import STRUCTURE_COLUMNS, Contrast, structure_stats
 from ntkeval.sweep_grid import Problem, find_problems, natural_key, relaunch_command
 
 __all__ = ["load_results", "write_kernel_csv", "plot_kernels", "find_problems", "Problem", "main"]
@@ -80,6 +81,25 @@ def problems_text(results: list[dict], problems: list[Problem], notes: list[str]
     return "\n".join(lines) + "\n"
 
 
+def write_structure(stats: list[Contrast], pngs: list[Path], out_dir: Path) -> None:
+    """structure.csv (one row per model, learner and data set) and summary.md: verdicts, heatmaps, statistics."""
+    with open(out_dir / "structure.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=STRUCTURE_COLUMNS)
+        writer.writeheader()
+        writer.writerows(c.row() for c in stats)
+    lines = ["# NTKEval report", ""]
+    for c in stats:
+        stem = "kernel_" + "_".join(safe_name(p) for p in (c.model, c.learner, c.dataset))
+        image = next((p.name for p in pngs if p.stem == stem or p.stem.startswith(stem + "_seed")), None)
+        lines += [f"## {c.model} · {c.learner} · {c.dataset}", "", f"**{c.verdict}**", ""]
+        lines += [f"![kernel]({image})", ""] if image else []
+        lines += [f"| contrast | mean A | mean B | A - B | 95% CI | permutation p | pairs A / B |",
+                  "|---|---|---|---|---|---|---|",
+                  f"| {c.contrast} | {c.mean_a:+.4f} | {c.mean_b:+.4f} | {c.diff:+.4f} | "
+                  f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}] | {c.p_value:.3g} | {c.n_pairs_a} / {c.n_pairs_b} |", ""]
+    (out_dir / "summary.md").write_text("\n".join(lines))
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="ntkeval-report", description=__doc__.split("\n")[0])
     parser.add_argument("sweep_dir", type=Path, help="a Hydra multirun dir (or any dir of cell runs)")
@@ -103,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         csv_path = write_kernel_csv(results, out_dir / "kernel.csv")
         pngs = plot_kernels(results, out_dir)
+        stats = structure_stats(kernel_rows(results))
+        write_structure(stats, pngs, out_dir)
         problems = find_problems(sweep_dir, results, notes)
         text = problems_text(results, problems, notes)
         (out_dir / "problems.txt").write_text(text)
@@ -111,8 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for table in kernel_tables(results):
         print(format_table(table) + "\n")
+    print("\n".join(c.verdict for c in stats) + "\n")
     print(text, end="")
-    print(f"wrote {csv_path}, {len(pngs)} heatmap(s) and problems.txt to {out_dir}")
+    print(f"wrote {csv_path}, structure.csv, summary.md, {len(pngs)} heatmap(s) and problems.txt to {out_dir}")
     command = relaunch_command(sweep_dir) if problems else None
     if command:
         print(f"to rerun only the failed, incomplete and missing cells:\n  {command}")
