@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import struct
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -41,6 +42,9 @@ _ENV_DEFAULTS = {
 
 # W&B rejects ids with these characters (and URLs read badly with long ones); such ids are hashed by `run_id_for`.
 _VALID_RUN_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+# How long `WandbTracker.finish` waits for wandb-core to write the rest of the run's transaction log (normally ms).
+_LOG_COMPLETE_TIMEOUT_S = 30.0
 
 
 class Tracker(Protocol):
@@ -125,6 +129,7 @@ class WandbTracker:
         self._broken = False
         self.run_id: str = run.id
         self.run_dir: Path | None = Path(run.sync_dir)
+        self._log_file = self.run_dir / f"run-{run.id}.wandb"  # W&B's settings.sync_file: the transaction log
 
     def log(self, metrics: dict, step: int | None = None) -> None:
         self._send("log", lambda: self._run.log(metrics, step=step))
@@ -144,6 +149,29 @@ class WandbTracker:
             self._broken = False  # still try to close the run cleanly after a failed log
             self._send("finish", lambda: self._run.finish(exit_code=exit_code))
             self._run = None
+            if not self._broken and self._log_file.exists():  # absent online with x_skip_transaction_log
+                self._wait_for_complete_log()
+
+    def _wait_for_complete_log(self) -> None:
+        """Block until the run's .wandb log ends with its exit record, so the run on disk is complete on return.
+
+        wandb 0.31's `run.finish()` returns once wandb-core has handled the exit record, but wandb-core writes the
+        log 32 KiB block by block and writes the last, partial block only when it closes the run's stream, which
+        `finish()` requests without waiting for it (`inform_finish` is fire-and-forget). Read right after `finish()`,
+        the log can therefore lack its tail: the last history rows, the final summary, the exit record, or, for a
+        small run, everything after the file header. The exit record is the last record W&B writes for a run, so
+        its presence means the whole log is on disk. (`wandb.teardown()` would also wait, but it stops the shared
+        wandb-core service, so the next cell's start would pay ~0.25 s to spawn it again.)
+        """
+        deadline = time.monotonic() + _LOG_COMPLETE_TIMEOUT_S
+        delay = 0.002
+        while not _log_is_complete(self._log_file):
+            if time.monotonic() >= deadline:
+                log.warning("W&B run %s: %s still has no exit record %.0f s after finish; it may be incomplete",
+                            self.run_id, self._log_file, _LOG_COMPLETE_TIMEOUT_S)
+                return
+            time.sleep(delay)
+            delay = min(2 * delay, 0.1)
 
     def _send(self, what: str, call: Callable[[], Any]) -> None:
         if self._run is None or self._broken:
@@ -161,6 +189,7 @@ def read_offline_run(run_dir: str | Path) -> dict:
 
     `run_dir` is an `offline-run-*` directory (or its run-*.wandb file). Summary keys starting with "_" (W&B's own
     bookkeeping) are dropped; history rows keep "_step". `tables` maps each logged table key to its columns and data.
+    It reads what is on disk: call it after `WandbTracker.finish()` has returned, which waits until the log is complete.
     """
     from wandb.proto import wandb_internal_pb2  # wandb 0.31 ships the protobuf but no Python reader for the log
 
@@ -193,6 +222,23 @@ def read_offline_run(run_dir: str | Path) -> dict:
     run["tables"] = {key: _read_table(path.parent / "files" / value["path"]) for key, value in run["summary"].items()
                      if isinstance(value, dict) and value.get("_type") == "table-file"}
     return run
+
+
+def _log_is_complete(path: Path) -> bool:
+    """Whether a .wandb transaction log ends with the run's exit record (false while its tail is still unwritten)."""
+    from wandb.proto import wandb_internal_pb2
+
+    last = None
+    try:
+        for last in _transaction_records(path):
+            pass
+    except (OSError, ValueError):  # a chunk caught mid-write fails its checksum; look again later
+        return False
+    if last is None:
+        return False
+    record = wandb_internal_pb2.Record()
+    record.ParseFromString(last)
+    return record.WhichOneof("record_type") == "exit"
 
 
 def _apply_items(target: dict, updates: Any, removes: Any) -> None:
