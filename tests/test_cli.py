@@ -166,3 +166,19 @@ def test_bad_input_fails_in_one_line_before_any_model_loads(tmp_path, args, bad,
     assert "Traceback" not in done.stderr + done.stdout
     assert not (tmp_path / "outputs").exists()  # nothing ran
     assert time.monotonic() - start < 60
+
+
+def test_report_logs_a_summary_run_to_wandb_in_the_sweeps_group(sweep, tmp_path):
+    out = tmp_path / "report"
+    done = subprocess.run([sys.executable, "-m", "ntkeval.report", str(sweep), "--out", str(out), "--wandb",
+                           "offline"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run_dir,) = out.glob("wandb/offline-run-*")
+    run = read_offline_run(run_dir)
+    cell_run = read_offline_run(next(sweep.rglob("offline-run-*")))
+    assert (run["group"], run["project"]) == (cell_run["group"], cell_run["project"])
+    assert run["job_type"] == "report"
+    images = {k for k, v in run["summary"].items() if isinstance(v, dict) and v.get("_type") == "image-file"}
+    assert images == {"kernel/kernel_tiny_icl-skill_arith", "kernel/kernel_tiny_tune-skill_arith"}
+    assert len(run["tables"]["kernel"]["data"]) == 8
+    assert [row[1] for row in run["tables"]["structure"]["data"]] == ["icl-skill", "tune-skill"]

@@ -100,10 +100,36 @@ def write_structure(stats: list[Contrast], pngs: list[Path], out_dir: Path) -> N
     (out_dir / "summary.md").write_text("\n".join(lines))
 
 
+def mirror_to_wandb(sweep_dir: Path, out_dir: Path, results: list[dict], stats: list[Contrast],
+                    pngs: list[Path], mode: str) -> Path | None:
+    """One W&B run for the whole sweep, in the cells' project and group: heatmaps, the kernel, the statistics."""
+    from omegaconf import OmegaConf
+
+    from ntkeval.tracking import WandbLogger, run_id_for
+
+    sweep_cfg = OmegaConf.load(sweep_dir / "multirun.yaml") if (sweep_dir / "multirun.yaml").is_file() else None
+    project = OmegaConf.select(sweep_cfg, "logger.project", default="ntkeval") if sweep_cfg else "ntkeval"
+    entity = OmegaConf.select(sweep_cfg, "logger.entity", default=None) if sweep_cfg else None
+    tracker = WandbLogger(project=project, entity=entity, mode=mode).start(
+        run_id=run_id_for(f"report:{sweep_dir.resolve()}"), name=f"report {sweep_dir.name}", group=sweep_dir.name,
+        job_type="report", config={"sweep_dir": str(sweep_dir.resolve()), "cells": len(results)}, dir=str(out_dir))
+    for png in pngs:
+        tracker.image(f"kernel/{png.stem}", png)
+    rows = kernel_rows(results)
+    tracker.table("kernel", KERNEL_COLUMNS, [[r[c] for c in KERNEL_COLUMNS] for r in rows])
+    tracker.table("structure", STRUCTURE_COLUMNS, [[c.row()[k] for k in STRUCTURE_COLUMNS] for c in stats])
+    tracker.summary({f"{c.model}/{c.learner}/{c.dataset}/verdict": c.verdict for c in stats})
+    tracker.finish()
+    return tracker.run_dir
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="ntkeval-report", description=__doc__.split("\n")[0])
     parser.add_argument("sweep_dir", type=Path, help="a Hydra multirun dir (or any dir of cell runs)")
     parser.add_argument("--out", type=Path, default=None, help="where to write the report (default SWEEP_DIR/report)")
+    parser.add_argument("--wandb", choices=["offline", "online"], default=None,
+                        help="also log a summary run (heatmaps, kernel, statistics) to W&B in the sweep's project "
+                             "and group; offline runs are uploaded later with `wandb sync`")
     return parser.parse_args(argv)
 
 
@@ -136,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(c.verdict for c in stats) + "\n")
     print(text, end="")
     print(f"wrote {csv_path}, structure.csv, summary.md, {len(pngs)} heatmap(s) and problems.txt to {out_dir}")
+    if args.wandb:
+        run_dir = mirror_to_wandb(sweep_dir, out_dir, results, stats, pngs, args.wandb)
+        print(f"W&B summary run ({args.wandb}): {run_dir}")
     command = relaunch_command(sweep_dir) if problems else None
     if command:
         print(f"to rerun only the failed, incomplete and missing cells:\n  {command}")

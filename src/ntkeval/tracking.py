@@ -55,6 +55,7 @@ class Tracker(Protocol):
     def log(self, metrics: dict, step: int | None = None) -> None: ...
     def summary(self, values: dict) -> None: ...
     def table(self, key: str, columns: list[str], rows: list[list]) -> None: ...
+    def image(self, key: str, path: str | Path) -> None: ...
     def finish(self, exit_code: int = 0) -> None: ...
 
 
@@ -70,6 +71,9 @@ class NullTracker:
         pass
 
     def table(self, key: str, columns: list[str], rows: list[list]) -> None:
+        pass
+
+    def image(self, key: str, path: str | Path) -> None:
         pass
 
     def finish(self, exit_code: int = 0) -> None:
@@ -143,6 +147,11 @@ class WandbTracker:
         # Mixed types are allowed because a column may hold None or switch int/str across skills.
         self._send("table", lambda: self._run.log({key: wandb.Table(columns=columns, data=rows,
                                                                      allow_mixed_types=True)}))
+
+    def image(self, key: str, path: str | Path) -> None:
+        import wandb
+
+        self._send("image", lambda: self._run.log({key: wandb.Image(str(path))}))
 
     def finish(self, exit_code: int = 0) -> None:
         if self._run is not None:
