@@ -1,8 +1,9 @@
 """The `ntkeval` command: Hydra composes the config, preflight checks the whole grid, then each job runs one cell.
 
 Run: `ntkeval` (one cell), `ntkeval -m learner=icl-skill,tune-skill pair.train=add/question,mul/question` (a sweep),
-`ntkeval experiment=quickstart` (the embedded demo grid). This is the only module that touches Hydra's runtime;
-library code takes plain arguments.
+`ntkeval experiment=quickstart` (the embedded demo grid). Hydra stays at the edge: this module (the runtime),
+build.py (instantiate), preflight.py (compose the grid), callbacks.py, and sweep_grid.py (reading a sweep's Hydra
+files for the report); the cell, learners, scoring, data and cache take plain arguments.
 """
 
 from __future__ import annotations
