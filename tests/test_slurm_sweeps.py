@@ -30,6 +30,23 @@ def cell_logs(sweep: Path) -> str:
     return "".join(p.read_text() for p in sweep.glob("*/*.log"))
 
 
+def freeze_mid_tuning(launch: subprocess.Popen, cache: Path) -> str:
+    """Suspend the sweep's one job while a LoRA tuning checkpoint exists, and return its id. Suspending (SIGSTOP)
+    makes the test independent of the machine's speed: the tiny tuning can finish within Slurm's KillWait, and a
+    kill that lands after it would leave nothing to resume."""
+    deadline = time.monotonic() + 240
+    while True:
+        while not list(cache.glob("stages/checkpoints/*/state.pt")):  # a tuning is under way
+            assert launch.poll() is None and time.monotonic() < deadline, "no tuning checkpoint appeared"
+            time.sleep(0.05)
+        (job_id,) = [line.split()[0] for line in subprocess.run(
+            ["squeue", "-h", "-t", "RUNNING", "-o", "%i"], capture_output=True, text=True, check=True).stdout.split()]
+        subprocess.run(["scontrol", "suspend", job_id], check=True, timeout=30)
+        if list(cache.glob("stages/checkpoints/*/state.pt")):  # still mid-tuning, now frozen
+            return job_id
+        subprocess.run(["scontrol", "resume", job_id], check=True, timeout=30)  # it finished in between: try again
+
+
 def test_a_cell_preempted_mid_tuning_resumes_and_matches_an_uninterrupted_run(slurm_cluster, tmp_path):
     tuning = ["learner=tune-skill", "pair.test=[add/question,mul/symbol]", "tuning.steps=1500",
               "tuning.batch_size=4", "learner.checkpoint_every=100"]
@@ -43,13 +60,11 @@ def test_a_cell_preempted_mid_tuning_resumes_and_matches_an_uninterrupted_run(sl
     sweep, cache = tmp_path / "sweep", tmp_path / "cache"
     launch = subprocess.Popen(sweep_command(slurm_cluster, sweep, cache, *tuning), cwd=REPO, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 240
-    while not list(cache.glob("stages/checkpoints/*/state.pt")):  # tune-base (the control) is being tuned
-        assert launch.poll() is None and time.monotonic() < deadline, "no tuning checkpoint appeared"
-        time.sleep(0.2)
-    (job_id,) = [line.split()[0] for line in subprocess.run(
-        ["squeue", "-h", "-o", "%i %j"], capture_output=True, text=True, check=True).stdout.splitlines()]
-    subprocess.run(["scontrol", "requeue", job_id], check=True, timeout=30)  # what preemption does to the job
+    job_id = freeze_mid_tuning(launch, cache)
+    # What preemption does: Slurm kills the job and queues it again. A suspended job that is requeued is held, so
+    # it is released; the checkpoint it resumes from is the one it was frozen at.
+    subprocess.run(["scontrol", "requeue", job_id], check=True, timeout=30)
+    subprocess.run(["scontrol", "release", job_id], check=True, timeout=30)
     output, _ = launch.communicate(timeout=300)
     assert launch.returncode == 0, output[-3000:]
     (got,) = results(sweep).values()
