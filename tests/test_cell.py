@@ -1,5 +1,6 @@
 """A cell on tiny models: determinism, stage reuse across cells, LoRA that trains only the adapter."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -8,11 +9,12 @@ import torch
 from ntkeval.cache import StageCache
 from ntkeval.cell import Cell, run_cell
 from ntkeval.data.arith import ArithDataset
+from ntkeval.errors import UserError
 from ntkeval.learners import AdaptContext, InContextLearner, LoraLearner
 from ntkeval.learners.training import train_lora
 from ntkeval.models import TinyModel
 from ntkeval.prompts import PromptFormat
-from ntkeval.scoring import ExactScorer
+from ntkeval.scorers import ExactScorer, NtkScorer, SampledScorer
 from ntkeval.session import ModelSession
 from ntkeval.tracking import NullTracker
 
@@ -170,3 +172,36 @@ def test_tuning_killed_mid_way_resumes_from_its_checkpoint_with_identical_result
         if "lora_" in k:
             assert torch.equal(v, want_weights[k]), k
     assert not (tmp_path / "ckpt").exists()  # a finished tuning leaves no checkpoint behind
+
+
+def icl_skill() -> InContextLearner:
+    return InContextLearner(name="icl-skill", demos=2, source="skill")
+
+
+def test_ntk_cell_reports_every_estimate_with_its_standard_error_and_reuses_its_stages(tmp_path):
+    scorer = NtkScorer(n=4, max_new_tokens=3)
+    first = run_cell(make_cell(tmp_path, icl_skill(), tmp_path / "c", scorer=scorer), NullTracker())
+    for row in first["tests"]:
+        for name in ("importance", "mirror", "balanced"):
+            assert math.isfinite(row[f"delta_{name}"]) and row[f"se_{name}"] >= 0
+        assert row["delta"] == row["delta_importance"] and row["estimate"] == "importance"
+        assert 0 <= row["p_control"] <= 1 and 0 <= row["unparsable_control"] <= 1
+    # per test skill: samples and two scorings for each of control and learner
+    assert first["cache"]["misses"] == {"samples": 4, "sample-logps": 8}
+    again = run_cell(make_cell(tmp_path, icl_skill(), tmp_path / "c", scorer=NtkScorer(n=4, max_new_tokens=3)),
+                     NullTracker())
+    assert again["tests"] == first["tests"] and again["cache"]["misses"] == {}
+    # the accuracy baseline draws the same completions: only the untouched model's are new
+    sampled = run_cell(make_cell(tmp_path, icl_skill(), tmp_path / "c", scorer=SampledScorer(n=4, max_new_tokens=3)),
+                       NullTracker())
+    assert sampled["cache"]["misses"] == {"samples": 2}
+    for row in sampled["tests"]:
+        assert row["delta"] == pytest.approx(row["p_learner"] - row["p_control"]) and row["se"] >= 0
+
+
+def test_ntk_refuses_a_learner_without_a_control_before_loading_anything(tmp_path):
+    cell = make_cell(tmp_path, InContextLearner(name="icl-standard", demos=2, source="all"), tmp_path / "c",
+                     scorer=NtkScorer(n=4))
+    with pytest.raises(UserError, match="learner=icl-standard"):
+        run_cell(cell, NullTracker())
+    assert not (tmp_path / "c").exists()

@@ -142,7 +142,7 @@ def test_dry_run_counts_the_work_after_deduplication(tmp_path):
     # 2 train skills x (tune-base + tune-skill) = 4 tunings, however many cells share them
     assert "tunings: 4 to run, 0 cached" in done.stdout
     # 3 test skills x (base 1 + icl-standard 1 + icl-skill 2 + tune-base 2 + tune-skill 2) = 24 score sets
-    assert "scorings (learner x test skill): 24 to run, 0 cached" in done.stdout
+    assert "scorings (role x test skill): 24 to run, 0 cached" in done.stdout
     assert not (tmp_path / "outputs").exists()
 
 
@@ -155,6 +155,15 @@ def test_dry_run_counts_the_work_after_deduplication(tmp_path):
     (["logger.mode=offlne"], "'offlne'", "offline"),
     (["pair.train=[add"], "[add", "override_grammar"),
     (["nosuchkey=1"], "'nosuchkey'", "learner"),
+    (["scorer=exactly"], "'exactly'", "ntk"),
+    (["scorer=ntk", "learner=icl-standard"], "learner=icl-standard", "icl-skill"),
+    (["-m", "scorer=ntk", "learner=icl-skill,tune-base"], "learner=tune-base", "tune-skill"),
+    (["scorer=sampled", "scorer.n=1"], "scorer.n=1", "integer >= 2"),
+    (["scorer=ntk", "scorer.n=0"], "scorer.n=0", "integer >= 2"),
+    (["scorer=sampled", "scorer.temperature=-0.5"], "scorer.temperature=-0.5", "number > 0"),
+    (["scorer=sampled", "scorer.top_p=1.5"], "scorer.top_p=1.5", "(0, 1]"),
+    (["scorer=ntk", "scorer.temperature=0.7"], "scorer.temperature=0.7", "1.0"),
+    (["scorer=ntk", "scorer.estimates=[importance,magic]"], "'magic'", "balanced"),
 ])
 def test_bad_input_fails_in_one_line_before_any_model_loads(tmp_path, args, bad, choice):
     start = time.monotonic()

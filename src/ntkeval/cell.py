@@ -1,24 +1,24 @@
-"""One cell of a sweep, top to bottom: adapt a model to one train skill, score every test skill under the untouched
-model, the learner and its control, and write the kernel row (result.json + questions.jsonl) and its W&B mirror."""
+"""One cell of a sweep, top to bottom: adapt a model to one train skill, let the scorer compare the learner with its
+control on every test skill, and write the kernel row (result.json + questions.jsonl) and its W&B mirror."""
 
 from __future__ import annotations
 
 import json
 import logging
 import subprocess
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import ntkeval
 from ntkeval.cache import StageCache, atomic_write_text, stable_hash
-from ntkeval.kernel import paired_delta
 from ntkeval.learners import Adaptation, AdaptContext
 from ntkeval.prompts import PromptFormat
+from ntkeval.scorers import Role, Roles, Stage
 from ntkeval.session import ModelSession
 
 log = logging.getLogger(__name__)
-SCORES = "scores"  # the stage-cache kind of per-question scores
 
 
 @dataclass
@@ -52,20 +52,22 @@ class Cell:
         return AdaptContext(dataset=self.dataset, train_skill=self.train_skill, seed=self.seed, fmt=self.fmt,
                             cache=self.cache, model_key=self.model.identity(), session=session)
 
-    def score_parts(self, learner, test_skill: str) -> dict:
-        """What determines the scores of `test_skill` under `learner` (None: the untouched model): the cache key."""
+    def stage_parts(self, stage: Stage, test_skill: str) -> dict:
+        """What determines a scorer's stage on `test_skill`: the cache key."""
         return {"model": self.model.identity(), "dataset": self.dataset.identity(), "format": self.fmt.identity(),
-                "scorer": self.scorer.identity(), "test_skill": test_skill,
-                "adaptation": None if learner is None else learner.key(self.train_skill, self.seed)}
+                "test_skill": test_skill, "adaptation": stage.role.key, **stage.parts}
 
-    def roles(self) -> list:
-        """The learners whose scores the cell needs: the untouched model (None), the control, the learner."""
+    def roles(self) -> Roles:
+        """The models the cell scores with: the untouched model, the control (the untouched model when the
+        learner has none) and the learner."""
+        role = lambda learner: Role(learner.name, learner, learner.key(self.train_skill, self.seed))  # noqa: E731
+        base = Role("base")
         control = self.learner.control()
-        return [None] + ([control] if control is not None else []) + [self.learner]
+        return Roles(base=base, control=role(control) if control is not None else base, learner=role(self.learner))
 
 
 class _Stages:
-    """Adaptations and scores of one cell, each computed only when the stage cache does not already hold it."""
+    """Adaptations of one cell and the models they give, each built only when the stage cache does not hold it."""
 
     def __init__(self, cell: Cell):
         self.cell = cell
@@ -79,56 +81,49 @@ class _Stages:
             self.adaptations[learner.name] = learner.adapt(self.context)
         return self.adaptations[learner.name]
 
-    def scores(self, learner, test_skill: str) -> list[dict]:
-        """Per-question scores of `test_skill` under `learner` (None: the untouched model), cached by content."""
-        c = self.cell
-        parts = c.score_parts(learner, test_skill)
-
-        def compute() -> list[dict]:
-            adapted = Adaptation() if learner is None else self.adaptation(learner)
-            adapter = None
-            if adapted.adapter_dir is not None:
-                adapter = learner.name
-                self.session.load_adapter(adapter, adapted.adapter_dir)
-            name = "base" if learner is None else learner.name
-            with self.session.using(adapter) as model:
-                return c.scorer.score(model, self.session.tokenizer, c.dataset.test(test_skill), c.fmt,
-                                      adapted.prefix, desc=f"scoring {test_skill} under {name}")
-
-        return c.cache.record(SCORES, parts, compute)
+    @contextmanager
+    def open(self, role: Role):
+        """(model, tokenizer, prompt prefix) with the role's adaptation active; the model is loaded once."""
+        adapted = Adaptation() if role.learner is None else self.adaptation(role.learner)
+        adapter = None
+        if adapted.adapter_dir is not None:
+            adapter = role.name
+            self.session.load_adapter(adapter, adapted.adapter_dir)
+        with self.session.using(adapter) as model:
+            yield model, self.session.tokenizer, adapted.prefix
 
 
-def kernel_row(test_skill: str, base: list[dict], control: list[dict], learner: list[dict], seed: int) -> dict:
-    """The summary of one (train, test) pair: mean probabilities, the paired delta with its CI, greedy accuracies."""
-    d = paired_delta([r["p"] for r in learner], [r["p"] for r in control], seed=seed)
-    mean = lambda rows, key: sum(r[key] for r in rows) / len(rows)  # noqa: E731
-    return {"test_skill": test_skill, "n": d.n, "p_learner": mean(learner, "p"), "p_control": mean(control, "p"),
-            "p_base": mean(base, "p"), "delta": d.delta, "ci_low": d.ci_low, "ci_high": d.ci_high,
-            "acc_learner": mean(learner, "greedy"), "acc_control": mean(control, "greedy"),
-            "acc_base": mean(base, "greedy")}
+class SkillView:
+    """What a scorer sees of one test skill: its questions, the roles, the models and the stage cache."""
 
+    def __init__(self, stages: _Stages, test_skill: str):
+        cell = stages.cell
+        self.test_skill = test_skill
+        self.examples = cell.dataset.test(test_skill)
+        self.dataset, self.fmt, self.seed = cell.dataset, cell.fmt, cell.seed
+        self.roles = cell.roles()
+        self._stages = stages
 
-def question_rows(test_skill: str, examples, base, control, learner) -> list[dict]:
-    return [{"id": e.id, "test_skill": test_skill, "question": e.question, "answer": e.answer,
-             "logp_learner": lr["logp"], "logp_control": cr["logp"], "logp_base": br["logp"],
-             "p_learner": lr["p"], "p_control": cr["p"], "p_base": br["p"],
-             "greedy_learner": lr["greedy"], "greedy_control": cr["greedy"], "greedy_base": br["greedy"]}
-            for e, br, cr, lr in zip(examples, base, control, learner)]
+    def record(self, stage: Stage, compute):
+        """The stage's value from the cache, or computed (once, under a lock) and stored."""
+        cell = self._stages.cell
+        return cell.cache.record(stage.kind, cell.stage_parts(stage, self.test_skill), compute)
+
+    def open(self, role: Role):
+        return self._stages.open(role)
 
 
 def run_cell(cell: Cell, tracker) -> dict:
     """Run one cell and return its result (also written to cell.out_dir/result.json)."""
+    cell.scorer.validate(cell.learner)
     stages = _Stages(cell)
-    control = cell.learner.control()
     rows, questions = [], []
     for skill in cell.test_skills:
-        base = stages.scores(None, skill)
-        ctrl = base if control is None else stages.scores(control, skill)
-        learned = stages.scores(cell.learner, skill)
-        rows.append(kernel_row(skill, base, ctrl, learned, cell.seed))
-        questions += question_rows(skill, cell.dataset.test(skill), base, ctrl, learned)
-        log.info("%s -> %s: delta %+.4f [%+.4f, %+.4f]", cell.train_skill, skill, rows[-1]["delta"],
-                 rows[-1]["ci_low"], rows[-1]["ci_high"])
+        row, per_question = cell.scorer.compare(SkillView(stages, skill))
+        rows.append(row)
+        questions += per_question
+        log.info("%s -> %s: delta %+.4f [%+.4f, %+.4f]", cell.train_skill, skill, row["delta"], row["ci_low"],
+                 row["ci_high"])
     computed, cached = sum(cell.cache.misses.values()), sum(cell.cache.hits.values())
     log.info("stages: %d computed, %d from the cache%s", computed, cached, "" if computed else " (nothing recomputed)")
     result = {"status": "done", "cell": {"cell_id": cell.cell_id(), **cell.identity(), "code_version": code_version()},

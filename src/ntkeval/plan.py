@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ntkeval.cache import stable_hash
-from ntkeval.cell import SCORES
 
 
 @dataclass
@@ -13,13 +12,13 @@ class GridPlan:
     cells: int = 0
     tunings: int = 0          # adapters to train
     tunings_cached: int = 0   # adapters already in the cache
-    scorings: int = 0         # (learner, test skill) score sets to compute
-    scorings_cached: int = 0  # score sets already in the cache
+    scorings: int = 0         # scoring stages (role x test skill: scores, samples, ...) to compute
+    scorings_cached: int = 0  # scoring stages already in the cache
 
     def lines(self) -> list[str]:
         return [f"{self.cells} cells; after de-duplication:",
                 f"  tunings: {self.tunings} to run, {self.tunings_cached} cached",
-                f"  scorings (learner x test skill): {self.scorings} to run, {self.scorings_cached} cached"]
+                f"  scorings (role x test skill): {self.scorings} to run, {self.scorings_cached} cached"]
 
 
 def plan_grid(cells: list) -> GridPlan:
@@ -29,21 +28,22 @@ def plan_grid(cells: list) -> GridPlan:
     seen_stages: set[str] = set()
     for cell in cells:
         context = cell.context()
-        for learner in cell.roles():
+        for stage in cell.scorer.stages(cell.roles()):
             for skill in cell.test_skills:
-                parts = cell.score_parts(learner, skill)
-                key = stable_hash(parts)
+                parts = cell.stage_parts(stage, skill)
+                key = stable_hash([stage.kind, parts])
                 if key in seen_scores:
                     continue
                 seen_scores.add(key)
-                if cell.cache.has(SCORES, parts):
+                if cell.cache.has(stage.kind, parts):
                     plan.scorings_cached += 1
                     continue
                 plan.scorings += 1
-                stage = learner.stage(context) if learner is not None else None
-                if stage is not None and stable_hash(stage) not in seen_stages:
-                    seen_stages.add(stable_hash(stage))
-                    if cell.cache.has(*stage):
+                learner = stage.role.learner
+                tuning = learner.stage(context) if learner is not None else None
+                if tuning is not None and stable_hash(tuning) not in seen_stages:
+                    seen_stages.add(stable_hash(tuning))
+                    if cell.cache.has(*tuning):
                         plan.tunings_cached += 1
                     else:
                         plan.tunings += 1

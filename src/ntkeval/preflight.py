@@ -80,6 +80,7 @@ def check_job(cfg, make_once):
     """Build every light object of one job (not the model weights) so a bad value fails now; return its Cell."""
     cell = build_cell(cfg, out_dir=Path("."), make=make_once)
     cell.learner.validate(cell.dataset, cell.train_skill)
+    cell.scorer.validate(cell.learner)
     build_logger(cfg)
     return cell
 

@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 from dataclasses import dataclass
 
 import torch
 
-from ntkeval.data.example import Example
 from ntkeval.progress import progress
-from ntkeval.prompts import PromptFormat
 
 log = logging.getLogger(__name__)
 
@@ -154,24 +151,11 @@ def answer_logprobs(model, tokenizer, prompts: list[str], answers: list[str], ba
     return [s.logprob for s in score_pairs(model, tokenizer, pairs, batch_size)]
 
 
-@dataclass
-class ExactScorer:
-    """p(correct | prompt) by teacher forcing the canonical answer and its delimiter; greedy accuracy alongside."""
-
-    batch_size: int = 16      # sequences per forward pass; results do not depend on it
-    reuse_prefix: bool = True  # encode shared demonstrations once; results do not depend on it
-
-    def score(self, model, tokenizer, examples: list[Example], fmt: PromptFormat, prefix: str = "",
-              desc: str = "scoring") -> list[dict]:
-        """Per-question rows: id, logp, p (= exp logp), greedy (0/1), n_tokens."""
-        pairs = [encode_pair(tokenizer, fmt.prompt(e, prefix), fmt.target(e.answer)) for e in examples]
-        scores = score_pairs(model, tokenizer, pairs, self.batch_size, desc=desc,
-                             reuse_prefix=bool(prefix) and self.reuse_prefix)
-        return [{"id": e.id, "logp": s.logprob, "p": math.exp(s.logprob), "greedy": int(s.greedy),
-                 "n_tokens": s.n_tokens} for e, s in zip(examples, scores)]
-
-    def identity(self) -> dict:
-        return {"name": "exact", "rule": SCORING_RULE_VERSION}
-
-
 SCORING_RULE_VERSION = 1  # bump when the tokenization or scoring rule changes: it invalidates cached scores
+
+
+def __getattr__(name: str):
+    if name == "ExactScorer":  # its home is ntkeval.scorers.exact now; the old import path keeps working
+        from ntkeval.scorers.exact import ExactScorer
+        return ExactScorer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

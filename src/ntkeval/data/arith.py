@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from ntkeval.data.answers import equivalent
 from ntkeval.data.example import Example
 from ntkeval.data.selection import select_skills
 from ntkeval.errors import UserError, choices_error
@@ -225,6 +226,13 @@ class ArithDataset:
         if not (0 <= index < len(pairs)) or pairs[index][0] != example:
             raise UserError(f"arith: {example.id!r} is not an example of this data set")
         return pairs[index][1]
+
+    def answer_kind(self, example: Example) -> str:
+        return "integer"
+
+    def is_correct(self, example: Example, given: str) -> bool:
+        """Whether a free-form answer is the example's integer (written as a whole number: 96, -7, 1,200)."""
+        return equivalent(given, example.answer, "integer")
 
     def random_answer(self, example: Example, rng: random.Random) -> str:
         """A wrong integer with the correct answer's sign and digit count (a different digit for one-digit answers)."""

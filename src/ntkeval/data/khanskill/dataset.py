@@ -99,6 +99,9 @@ class KhanSkillDataset:
             raise UserError(f"khanskill: {example.id!r} is not an example of this data set")
         return pairs[int(index)][1]
 
+    def answer_kind(self, example: Example) -> str:
+        return self._skill(example.skill).kind
+
     def is_correct(self, example: Example, given: str) -> bool:
         """Whether a free-form answer is mathematically equivalent to the example's, as its skill's kind allows."""
         return equivalent(given, example.answer, self._skill(example.skill).kind)

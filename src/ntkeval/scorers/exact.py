@@ -1,0 +1,71 @@
+"""The exact scorer: p(correct | prompt) by teacher forcing the canonical answer and its delimiter, under each role;
+the kernel entry is the paired mean difference learner - control with a bootstrap interval over questions."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ntkeval.data.example import Example
+from ntkeval.kernel import paired_delta
+from ntkeval.prompts import PromptFormat
+from ntkeval.scorers import Roles, Stage
+from ntkeval.scoring import SCORING_RULE_VERSION, encode_pair, score_pairs
+
+SCORES = "scores"  # the stage-cache kind of per-question exact scores
+
+
+@dataclass
+class ExactScorer:
+    batch_size: int = 16       # sequences per forward pass; results do not depend on it
+    reuse_prefix: bool = True  # encode shared demonstrations once; results do not depend on it
+
+    def identity(self) -> dict:
+        return {"name": "exact", "rule": SCORING_RULE_VERSION}
+
+    def validate(self, learner) -> None:
+        """Every learner can be scored exactly."""
+
+    def score(self, model, tokenizer, examples: list[Example], fmt: PromptFormat, prefix: str = "",
+              desc: str = "scoring") -> list[dict]:
+        """Per-question rows: id, logp, p (= exp logp), greedy (0/1), n_tokens."""
+        pairs = [encode_pair(tokenizer, fmt.prompt(e, prefix), fmt.target(e.answer)) for e in examples]
+        scores = score_pairs(model, tokenizer, pairs, self.batch_size, desc=desc,
+                             reuse_prefix=bool(prefix) and self.reuse_prefix)
+        return [{"id": e.id, "logp": s.logprob, "p": math.exp(s.logprob), "greedy": int(s.greedy),
+                 "n_tokens": s.n_tokens} for e, s in zip(examples, scores)]
+
+    def stages(self, roles: Roles) -> list[Stage]:
+        return [Stage(SCORES, role, {"scorer": self.identity()})
+                for role in roles.distinct(roles.base, roles.control, roles.learner)]
+
+    def compare(self, view) -> tuple[dict, list[dict]]:
+        scores = {}
+        for stage in self.stages(view.roles):
+            def compute(role=stage.role):
+                with view.open(role) as (model, tokenizer, prefix):
+                    return self.score(model, tokenizer, view.examples, view.fmt, prefix,
+                                      desc=f"scoring {view.test_skill} under {role.name}")
+            scores[stage.role.id] = view.record(stage, compute)
+        roles = view.roles
+        base, control, learner = (scores[r.id] for r in (roles.base, roles.control, roles.learner))
+        return (kernel_row(view.test_skill, base, control, learner, view.seed),
+                question_rows(view.test_skill, view.examples, base, control, learner))
+
+
+def kernel_row(test_skill: str, base: list[dict], control: list[dict], learner: list[dict], seed: int) -> dict:
+    """The summary of one (train, test) pair: mean probabilities, the paired delta with its CI, greedy accuracies."""
+    d = paired_delta([r["p"] for r in learner], [r["p"] for r in control], seed=seed)
+    mean = lambda rows, key: sum(r[key] for r in rows) / len(rows)  # noqa: E731
+    return {"test_skill": test_skill, "n": d.n, "p_learner": mean(learner, "p"), "p_control": mean(control, "p"),
+            "p_base": mean(base, "p"), "delta": d.delta, "ci_low": d.ci_low, "ci_high": d.ci_high,
+            "acc_learner": mean(learner, "greedy"), "acc_control": mean(control, "greedy"),
+            "acc_base": mean(base, "greedy")}
+
+
+def question_rows(test_skill: str, examples, base, control, learner) -> list[dict]:
+    return [{"id": e.id, "test_skill": test_skill, "question": e.question, "answer": e.answer,
+             "logp_learner": lr["logp"], "logp_control": cr["logp"], "logp_base": br["logp"],
+             "p_learner": lr["p"], "p_control": cr["p"], "p_base": br["p"],
+             "greedy_learner": lr["greedy"], "greedy_control": cr["greedy"], "greedy_base": br["greedy"]}
+            for e, br, cr, lr in zip(examples, base, control, learner)]

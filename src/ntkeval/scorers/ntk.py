@@ -1,0 +1,113 @@
+"""scorer=ntk, the importance-sampled NTKEval estimator of p_learner(correct) - p_control(correct).
+
+Completions are drawn from the control (and, for the mirror and balanced estimates, from the learner), each scored
+exactly under both models, and combined as in ntkeval.estimators: `importance` (samples from the control, the
+paper's estimator), `mirror` (samples from the learner) and `balanced` (both, by the balance heuristic). The first
+estimate listed is the cell's `delta`; every one listed is reported with its standard error.
+
+The weights are ratios of the models' own probabilities, so completions must be drawn from the models as they are:
+temperature 1 and top-p 1 are the only valid settings here (scorer=sampled takes any).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ntkeval import estimators
+from ntkeval.errors import UserError, choices_error
+from ntkeval.kernel import paired_delta
+from ntkeval.sampling import SamplingSpec
+from ntkeval.scorers import Roles, Stage
+from ntkeval.scorers.sampled import unparsable
+from ntkeval.scorers.samples import logp_stage, sample_logps, sample_stage, samples
+
+ESTIMATES = ("importance", "mirror", "balanced")
+
+
+@dataclass
+class NtkScorer:
+    n: int = 16
+    max_new_tokens: int = 16
+    stop: list[str] = field(default_factory=lambda: ["\n"])
+    estimates: list[str] = field(default_factory=lambda: list(ESTIMATES))
+    temperature: float = 1.0   # fixed: importance weights need samples from the models themselves
+    top_p: float = 1.0         # fixed, for the same reason
+    batch_size: int = 16       # sequences per forward pass when scoring completions
+
+    def __post_init__(self):
+        self.spec = SamplingSpec(self.n, self.temperature, self.top_p, self.max_new_tokens, tuple(self.stop))
+        for name, value in (("temperature", self.temperature), ("top_p", self.top_p)):
+            if value != 1.0:
+                raise UserError(f"scorer.{name}={value!r} is invalid for scorer=ntk; valid: 1.0 (importance weights "
+                                "are ratios of the models' own probabilities; use scorer=sampled for other values)")
+        self.estimates = list(self.estimates)
+        if not self.estimates:
+            raise choices_error("scorer.estimates", self.estimates, ESTIMATES, "empty")
+        for name in self.estimates:
+            if name not in ESTIMATES:
+                raise choices_error("ntk estimate", name, ESTIMATES)
+        if self.batch_size < 1:
+            raise UserError(f"scorer.batch_size={self.batch_size!r} is invalid; valid: an integer >= 1")
+
+    def identity(self) -> dict:
+        return {"name": "ntk", **self.spec.identity(), "estimates": self.estimates}
+
+    def validate(self, learner) -> None:
+        if learner.control() is None:
+            raise UserError(f"scorer=ntk needs a learner with a control to sample from; learner={learner.name} has "
+                            "none (it is compared with the untouched model); valid choices: a learner with a control "
+                            "(icl-skill, tune-skill), or scorer=exact / scorer=sampled")
+
+    def _from_learner(self) -> bool:
+        return any(e != "importance" for e in self.estimates)
+
+    def stages(self, roles: Roles) -> list[Stage]:
+        c, lr = roles.control, roles.learner
+        out = [sample_stage(self.spec, c), logp_stage(self.spec, c, c), logp_stage(self.spec, c, lr)]
+        if self._from_learner():
+            out += [sample_stage(self.spec, lr), logp_stage(self.spec, lr, lr), logp_stage(self.spec, lr, c)]
+        return out
+
+    def _weighted(self, view, sampler) -> tuple[list[dict], list[tuple[list, list, list]]]:
+        """The sampler's completions and, per question, (correct, logp under learner, logp under control)."""
+        roles = view.roles
+        drawn = samples(view, self.spec, sampler)
+        lp_l = sample_logps(view, self.spec, sampler, roles.learner, drawn, self.batch_size)
+        lp_c = sample_logps(view, self.spec, sampler, roles.control, drawn, self.batch_size)
+        return drawn, [([c["correct"] for c in q["completions"]], a, b) for q, a, b in zip(drawn, lp_l, lp_c)]
+
+    def compare(self, view) -> tuple[dict, list[dict]]:
+        roles = view.roles
+        if not roles.has_control:
+            self.validate(roles.learner.learner)
+        from_control, weighted_c = self._weighted(view, roles.control)
+        from_learner, weighted_l = self._weighted(view, roles.learner) if self._from_learner() else (None, None)
+        per_question = {}
+        for name in self.estimates:
+            if name == "importance":
+                per_question[name] = [estimators.importance_sampled(*w) for w in weighted_c]
+            elif name == "mirror":
+                per_question[name] = [estimators.mirror(*w) for w in weighted_l]
+            else:
+                per_question[name] = [estimators.balanced(c, lr) for c, lr in zip(weighted_c, weighted_l)]
+        totals = {name: estimators.mean_over_questions(qs) for name, qs in per_question.items()}
+        head = self.estimates[0]
+        ci = paired_delta([e.value for e in per_question[head]], [0.0] * len(view.examples), seed=view.seed)
+        acc_c = [estimators.accuracy(w[0]).value for w in weighted_c]
+        p_control = sum(acc_c) / len(acc_c)
+        row = {"test_skill": view.test_skill, "n": len(view.examples), "samples": self.spec.n,
+               "p_learner": p_control + totals[head].value, "p_control": p_control, "estimate": head,
+               "delta": totals[head].value, "se": totals[head].se, "ci_low": ci.ci_low, "ci_high": ci.ci_high,
+               **{f"delta_{k}": t.value for k, t in totals.items()}, **{f"se_{k}": t.se for k, t in totals.items()},
+               "unparsable_control": unparsable(from_control)}
+        if from_learner is not None:
+            row["acc_learner"] = sum(estimators.accuracy(w[0]).value for w in weighted_l) / len(weighted_l)
+            row["unparsable_learner"] = unparsable(from_learner)
+        questions = []
+        for i, e in enumerate(view.examples):
+            q = {"id": e.id, "test_skill": view.test_skill, "question": e.question, "answer": e.answer,
+                 "acc_control": acc_c[i], "answers_control": [c["answer"] for c in from_control[i]["completions"]]}
+            for name, qs in per_question.items():
+                q[f"delta_{name}"], q[f"se_{name}"] = qs[i].value, qs[i].se
+            questions.append(q)
+        return row, questions

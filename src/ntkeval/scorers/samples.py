@@ -1,0 +1,70 @@
+"""The sampled stages shared by scorer=sampled and scorer=ntk, each cached per role and test skill:
+
+  samples      N completions per question drawn from one role, with the answer read from each and whether it is
+               correct (or unreadable); keyed by the sampling settings, so both scorers share them
+  sample-logps log p of one role's completions under another role (the importance weights' ingredients)
+"""
+
+from __future__ import annotations
+
+from ntkeval.answer_parser import final_answer
+from ntkeval.cache import stable_hash
+from ntkeval.sampling import Completion, SamplingSpec, completion_logprobs, draw_all
+from ntkeval.scorers import Role, Stage
+from ntkeval.scoring import SCORING_RULE_VERSION
+
+SAMPLES = "samples"
+SAMPLE_LOGPS = "sample-logps"
+PARSER_VERSION = 1  # bump when final_answer changes: it invalidates cached samples' verdicts
+
+
+def sample_stage(spec: SamplingSpec, role: Role) -> Stage:
+    return Stage(SAMPLES, role, {"sampling": spec.identity(), "parser": PARSER_VERSION})
+
+
+def logp_stage(spec: SamplingSpec, sampler: Role, scorer: Role) -> Stage:
+    return Stage(SAMPLE_LOGPS, scorer, {"sampling": spec.identity(), "sampler": sampler.key,
+                                        "rule": SCORING_RULE_VERSION})
+
+
+def question_seed(seed: int, role: Role, example_id: str, spec: SamplingSpec) -> int:
+    """The random stream of one question's completions under one role: independent across roles and questions."""
+    return int(stable_hash({"seed": seed, "role": role.key, "id": example_id, "sampling": spec.identity()}), 16) \
+        % (2 ** 63)
+
+
+def verdict(dataset, example, completion: Completion) -> dict:
+    kind = dataset.answer_kind(example)
+    answer = final_answer(completion.text, kind)
+    correct = answer is not None and dataset.is_correct(example, answer)
+    return {"tokens": list(completion.tokens), "text": completion.text, "end": completion.end, "answer": answer,
+            "correct": int(correct), "unparsable": int(answer is None)}
+
+
+def samples(view, spec: SamplingSpec, role: Role) -> list[dict]:
+    """Per question: {"id", "completions": [{tokens, text, end, answer, correct, unparsable}, ...]}."""
+    def compute() -> list[dict]:
+        with view.open(role) as (model, tokenizer, prefix):
+            prompts = [view.fmt.prompt(e, prefix) for e in view.examples]
+            seeds = [question_seed(view.seed, role, e.id, spec) for e in view.examples]
+            drawn = draw_all(model, tokenizer, prompts, spec, seeds,
+                             desc=f"sampling {view.test_skill} under {role.name}")
+        return [{"id": e.id, "completions": [verdict(view.dataset, e, c) for c in cs]}
+                for e, cs in zip(view.examples, drawn)]
+
+    return view.record(sample_stage(spec, role), compute)
+
+
+def sample_logps(view, spec: SamplingSpec, sampler: Role, scorer: Role, drawn: list[dict],
+                 batch_size: int) -> list[list[float]]:
+    """log p under `scorer` of each completion `sampler` drew (`drawn`: its samples stage), per question."""
+    def compute() -> list[list[float]]:
+        with view.open(scorer) as (model, tokenizer, prefix):
+            prompts = [view.fmt.prompt(e, prefix) for e in view.examples]
+            completions = [[Completion(tuple(c["tokens"]), c["text"], c["end"]) for c in q["completions"]]
+                           for q in drawn]
+            return completion_logprobs(model, tokenizer, prompts, completions, batch_size,
+                                       desc=f"scoring {sampler.name}'s samples of {view.test_skill} "
+                                            f"under {scorer.name}")
+
+    return view.record(logp_stage(spec, sampler, scorer), compute)

@@ -1,0 +1,165 @@
+"""The sampled estimators are unbiased: on tiny models whose completions are at most two tokens, the exact
+p_learner(correct) - p_control(correct) is a finite sum over every completion, and the estimators' mean over many
+seeds must agree with it within three of its standard errors (a deterministic check: the seeds are fixed).
+
+The learner is the control with a bias on digit tokens (a model that learned to answer with a number); "correct"
+is the event the answer parser reads an integer. Both are arbitrary: unbiasedness must hold for any pair of models
+and any event, and these make the difference large enough that a biased estimator is caught (the last test shows
+the check catches samples drawn at another temperature than the weights assume)."""
+
+import math
+from contextlib import contextmanager
+
+import pytest
+import torch
+
+from ntkeval import estimators
+from ntkeval.answer_parser import final_answer
+from ntkeval.data.example import Example
+from ntkeval.models import TinyModel
+from ntkeval.prompts import PromptFormat
+from ntkeval.sampling import SamplingSpec, _eos_ids, _finish, completion_logprobs, draw
+from ntkeval.scorers import NtkScorer, Role, Roles, SampledScorer
+
+MAX_NEW = 2
+QUESTIONS = [Example("t/test/0", "t", "What is 3+4?", "7"), Example("t/test/1", "t", "What is 5+4?", "9")]
+SEEDS = range(30)
+
+
+class LogitBias(torch.nn.Module):
+    """Another model: the wrapped one with `bias` added to its logits."""
+
+    def __init__(self, base, bias: torch.Tensor):
+        super().__init__()
+        self.base = base
+        self.generation_config = base.generation_config
+        self.register_buffer("bias", bias)
+
+    def forward(self, *args, **kwargs):
+        out = self.base(*args, **kwargs)
+        out.logits = out.logits + self.bias.to(out.logits.dtype)
+        return out
+
+
+class AnyInteger:
+    """A data set whose every readable integer answer counts as correct."""
+    name = "any-integer"
+
+    def answer_kind(self, example):
+        return "integer"
+
+    def is_correct(self, example, given):
+        return True
+
+
+def correct(text: str) -> int:
+    return int(final_answer(text, "integer") is not None)
+
+
+class TwoModelView:
+    """The cell's SkillView for a scorer, with the control and the learner as two separate models, no cache."""
+
+    def __init__(self, models: dict, tokenizer, seed: int):
+        self.test_skill, self.examples, self.dataset = "t", QUESTIONS, AnyInteger()
+        self.fmt, self.seed = PromptFormat(), seed
+        self.roles = Roles(base=Role("base"), control=Role("control", object(), {"role": "control"}),
+                           learner=Role("learner", object(), {"role": "learner"}))
+        self.models, self.tokenizer = models, tokenizer
+
+    def record(self, stage, compute):
+        return compute()
+
+    @contextmanager
+    def open(self, role):
+        yield self.models[role.name], self.tokenizer, ""
+
+
+@pytest.fixture(scope="module")
+def models():
+    control, tokenizer = TinyModel(arch="llama", initializer_range=0.3).load("cpu")
+    digits = [i for i in range(len(tokenizer)) if tokenizer.decode([i]).strip().isdigit()]
+    bias = torch.zeros(len(tokenizer))
+    bias[digits] = 0.7
+    learner = LogitBias(control, bias).eval()
+    return {"base": control, "control": control, "learner": learner}, tokenizer
+
+
+@torch.no_grad()
+def exact_p_correct(model, tokenizer, prompt: str, stop=("\n",)) -> float:
+    """p(correct) summed over every completion of at most two tokens, ended as `draw` ends them."""
+    eos = _eos_ids(model, tokenizer)
+    ids = tokenizer(prompt)["input_ids"]
+    lp1 = torch.log_softmax(model(torch.tensor([ids])).logits[0, -1].double(), -1)
+    vocab = lp1.numel()
+    lp2 = torch.log_softmax(model(torch.tensor([ids + [t] for t in range(vocab)])).logits[:, -1].double(), -1)
+    total = 0.0
+    for t1 in range(vocab):
+        ended = _finish(tokenizer, [t1], stop, eos)
+        if ended is not None:
+            total += math.exp(lp1[t1]) * correct(ended[0])
+            continue
+        for t2 in range(vocab):
+            ended = _finish(tokenizer, [t1, t2], stop, eos)
+            text = ended[0] if ended else tokenizer.decode([t1, t2], skip_special_tokens=True)
+            total += math.exp(lp1[t1] + lp2[t1, t2]) * correct(text)
+    return total
+
+
+@pytest.fixture(scope="module")
+def exact_delta(models):
+    by_role, tokenizer = models
+    fmt = PromptFormat()
+    deltas = [exact_p_correct(by_role["learner"], tokenizer, fmt.prompt(e))
+              - exact_p_correct(by_role["control"], tokenizer, fmt.prompt(e)) for e in QUESTIONS]
+    return sum(deltas) / len(deltas)
+
+
+def pooled(rows: list[dict], name: str) -> tuple[float, float]:
+    """Mean of the repetitions' estimates and its standard error (independent repetitions)."""
+    k = len(rows)
+    return (sum(r[f"delta_{name}"] for r in rows) / k,
+            math.sqrt(sum(r[f"se_{name}"] ** 2 for r in rows)) / k)
+
+
+@pytest.fixture(scope="module")
+def ntk_rows(models):
+    by_role, tokenizer = models
+    scorer = NtkScorer(n=64, max_new_tokens=MAX_NEW)
+    return [scorer.compare(TwoModelView(by_role, tokenizer, seed))[0] for seed in SEEDS]
+
+
+@pytest.mark.parametrize("name", ["importance", "mirror", "balanced"])
+def test_ntk_estimates_average_to_the_exact_difference(ntk_rows, exact_delta, name):
+    mean, se = pooled(ntk_rows, name)
+    assert se < abs(exact_delta) / 5, "too few samples for the check to mean anything"
+    assert abs(mean - exact_delta) < 3 * se, (name, mean, se, exact_delta)
+
+
+def test_the_balanced_estimate_is_tighter_than_either_alone(ntk_rows):
+    se = {name: pooled(ntk_rows, name)[1] for name in ("importance", "mirror", "balanced")}
+    assert se["balanced"] < min(se["importance"], se["mirror"])
+
+
+def test_the_accuracy_difference_also_averages_to_it(models, exact_delta):
+    by_role, tokenizer = models
+    scorer = SampledScorer(n=64, max_new_tokens=MAX_NEW)
+    rows = [scorer.compare(TwoModelView(by_role, tokenizer, seed))[0] for seed in SEEDS]
+    mean, se = sum(r["delta"] for r in rows) / len(rows), math.sqrt(sum(r["se"] ** 2 for r in rows)) / len(rows)
+    assert abs(mean - exact_delta) < 3 * se, (mean, se, exact_delta)
+
+
+def test_the_check_catches_samples_that_do_not_match_the_weights(models, exact_delta):
+    """Drawn at temperature 0.7 but weighted as if drawn at 1: biased, and this check says so."""
+    by_role, tokenizer = models
+    spec = SamplingSpec(n=64, temperature=0.7, max_new_tokens=MAX_NEW)
+    fmt = PromptFormat()
+    found = []
+    for seed in range(10):
+        for i, e in enumerate(QUESTIONS):
+            prompt = fmt.prompt(e)
+            drawn = draw(by_role["control"], tokenizer, prompt, spec, seed * 100 + i)
+            lp_l, lp_c = (completion_logprobs(by_role[r], tokenizer, [prompt], [drawn])[0]
+                          for r in ("learner", "control"))
+            found.append(estimators.importance_sampled([correct(c.text) for c in drawn], lp_l, lp_c))
+    total = estimators.mean_over_questions(found)
+    assert abs(total.value - exact_delta) > 3 * total.se
