@@ -113,6 +113,12 @@ class SkillView:
         return self._stages.open(role)
 
 
+def skill_views(cell: Cell) -> list[SkillView]:
+    """One view per test skill, sharing one model session (for tools that study a cell's stages directly)."""
+    stages = _Stages(cell)
+    return [SkillView(stages, skill) for skill in cell.test_skills]
+
+
 def run_cell(cell: Cell, tracker) -> dict:
     """Run one cell and return its result (also written to cell.out_dir/result.json)."""
     cell.scorer.validate(cell.learner)

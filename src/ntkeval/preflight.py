@@ -198,3 +198,15 @@ def check_command_line(argv: list[str]) -> int:
         print("\n".join(plan_grid(cells).lines()))
         raise SystemExit(0)
     return len(jobs)
+
+
+def compose_cell(overrides: list[str], out_dir: Path):
+    """The checked Cell of one job given as command-line overrides (for scripts that study one cell)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(Path(CONF_DIR)), version_base="1.3"):
+        (job,) = job_overrides(list(overrides), multirun=False)
+        cfg = _without_hydra(_compose(list(job)))
+    cell = build_cell(cfg, out_dir=out_dir)
+    cell.learner.validate(cell.dataset, cell.train_skill)
+    cell.scorer.validate(cell.learner)
+    return cell
