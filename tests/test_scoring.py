@@ -152,6 +152,37 @@ def test_logprobs_do_not_depend_on_the_padding_token(tiny):
     assert after == pytest.approx(before, abs=1e-5)
 
 
+def test_logprobs_do_not_depend_on_the_padding_side(tiny):
+    """The tokenizer's padding side is ignored (the scorer pads on the right itself), and a left-padded batch run
+    independently, with positions counted from each row's first real token, gives the same numbers."""
+    model, tokenizer = tiny
+    prompts, answers = _prompts()
+    original = tokenizer.padding_side
+    try:
+        by_side = {}
+        for side in ("left", "right"):
+            tokenizer.padding_side = side
+            by_side[side] = answer_logprobs(model, tokenizer, prompts, answers, batch_size=7)
+    finally:
+        tokenizer.padding_side = original
+    assert by_side["left"] == pytest.approx(by_side["right"], abs=1e-5)
+    pairs = [encode_pair(tokenizer, p, a) for p, a in zip(prompts, answers)]
+    seqs = [p.context + p.answer for p in pairs]
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), tokenizer.pad_token_id)
+    mask = torch.zeros_like(ids)
+    for row, seq in enumerate(seqs):
+        ids[row, width - len(seq):] = torch.tensor(seq)
+        mask[row, width - len(seq):] = 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask, position_ids=positions).logits.double(), -1)
+    for row, (pair, value) in enumerate(zip(pairs, by_side["right"])):
+        start = width - len(pair.answer) - 1
+        want = sum(float(logp[row, start + k, t]) for k, t in enumerate(pair.answer))
+        assert value == pytest.approx(want, abs=1e-4)
+
+
 def test_logprobs_match_a_plain_unbatched_forward_pass(tiny):
     """An independent computation: full logits of one unpadded sequence, log-softmax, sum over answer tokens."""
     model, tokenizer = tiny

@@ -135,16 +135,12 @@ def draw_all(model, tokenizer, prompts: list[str], spec: SamplingSpec, seeds: li
 def completion_logprobs(model, tokenizer, prompts: list[str], completions: list[list[Completion]],
                         batch_size: int = 16, desc: str = "scoring samples") -> list[list[float]]:
     """log p(completion tokens | prompt) under `model` for every completion: the drawn token ids, teacher-forced
-    after the prompt's own encoding (the same tokens `draw` conditioned on). Shared prompt prefixes (in-context
-    demonstrations) are encoded once."""
-    pairs, shape = [], []
-    for prompt, drawn in zip(prompts, completions):
+    after the prompt's own encoding (the same tokens `draw` conditioned on). A question's completions share its
+    prompt, so the prompt is encoded once per question and its key/value cache reused for all of them."""
+    out = []
+    for prompt, drawn in progress(list(zip(prompts, completions)), desc=desc):
         context = tokenizer(prompt)["input_ids"] or [tokenizer.bos_token_id or tokenizer.eos_token_id]
-        pairs += [EncodedPair(context=list(context), answer=list(c.tokens)) for c in drawn]
-        shape.append(len(drawn))
-    scores = score_pairs(model, tokenizer, pairs, batch_size, desc=desc, reuse_prefix=True)
-    out, at = [], 0
-    for k in shape:
-        out.append([s.logprob for s in scores[at:at + k]])
-        at += k
+        pairs = [EncodedPair(context=list(context), answer=list(c.tokens)) for c in drawn]
+        out.append([s.logprob for s in score_pairs(model, tokenizer, pairs, batch_size, desc=None,
+                                                   reuse_prefix=True)])
     return out

@@ -120,13 +120,14 @@ def shared_prefix_length(pairs: list[EncodedPair]) -> int:
 MIN_SHARED_TOKENS = 8  # below this, a shared prefix saves less than copying its cache costs
 
 
-def score_pairs(model, tokenizer, pairs: list[EncodedPair], batch_size: int = 16, desc: str = "scoring",
+def score_pairs(model, tokenizer, pairs: list[EncodedPair], batch_size: int = 16, desc: str | None = "scoring",
                 reuse_prefix: bool = False) -> list[AnswerScore]:
     """Score encoded pairs in length-sorted batches; results come back in the input order.
 
     reuse_prefix: the tokens that begin every pair's context (in-context demonstrations) are run once and their
     key/value cache is reused for every batch. The numbers are the same (to float rounding) because the model reads
-    the same token sequence; the shared tokens are found on the token ids, so no tokenizer merge can fool it."""
+    the same token sequence; the shared tokens are found on the token ids, so no tokenizer merge can fool it.
+    desc: the progress bar's label; None for no progress report (callers that report their own)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -137,7 +138,7 @@ def score_pairs(model, tokenizer, pairs: list[EncodedPair], batch_size: int = 16
             prefix = encode_prefix(model, pairs[0].context[:shared])
     results: list[AnswerScore | None] = [None] * len(pairs)
     batches = _length_batches([len(p.context) + len(p.answer) for p in pairs], batch_size)
-    for batch in progress(batches, desc=desc, total_items=len(pairs)):
+    for batch in progress(batches, desc=desc, total_items=len(pairs)) if desc else batches:
         for i, score in zip(batch, _score_batch(model, [pairs[i] for i in batch], pad_id, prefix)):
             results[i] = score
     return results  # type: ignore[return-value]
