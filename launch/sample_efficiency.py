@@ -31,6 +31,7 @@ def _parse(argv):
     parser.add_argument("--n", type=int, default=64, help="completions per question and model (largest size)")
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--confidence", type=float, default=0.95)
+    parser.add_argument("--power", type=float, default=0.8, help="fraction of repeats that must detect the delta")
     parser.add_argument("--repeats", type=int, default=50, help="random subsets per smaller size")
     parser.add_argument("--out", type=Path, default=Path("outputs/efficiency"))
     return parser.parse_args(argv)
@@ -61,21 +62,23 @@ def measure(args) -> tuple[list[dict], list[dict]]:
             arrays[f"lpc_{tag}"] = [np.array(x) for x in sample_logps(view, spec, sampler, roles.control, drawn, 16)]
         questions = [QuestionSamples(**{k: v[i] for k, v in arrays.items()}) for i in range(len(view.examples))]
         rows = curves(questions, exact["delta"], repeats=args.repeats, confidence=args.confidence)
-        needed = samples_needed(rows, exact["delta"], args.confidence)
+        needed = samples_needed(rows, args.power)
         for r in rows:
             table.append({"test_skill": view.test_skill, **r})
         last = {r["estimator"]: r for r in rows if r["n"] == args.n}
         summary.append({"test_skill": view.test_skill, "estimator": "exact", "delta": exact["delta"], "se": 0.0,
-                        "rmse": 0.0, "samples_needed": 0})
+                        "rmse": 0.0, "power": 1.0 if exact["ci_low"] > 0 or exact["ci_high"] < 0 else 0.0,
+                        "samples_needed": 0})
         summary += [{"test_skill": view.test_skill, "estimator": name, "delta": last[name]["mean"],
-                     "se": last[name]["se"], "rmse": last[name]["rmse"], "samples_needed": needed[name]}
-                    for name in ESTIMATORS]
+                     "se": last[name]["se"], "rmse": last[name]["rmse"], "power": last[name]["power"],
+                     "samples_needed": needed[name]} for name in ESTIMATORS]
     return table, summary
 
 
 def write(args, table: list[dict], summary: list[dict]) -> str:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullLocator
 
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "efficiency.csv", "w", newline="") as f:
@@ -83,14 +86,16 @@ def write(args, table: list[dict], summary: list[dict]) -> str:
         writer.writeheader()
         writer.writerows(table)
     lines = [f"# Sample efficiency: {' '.join(args.overrides)}", "",
-             f"Samples per question each estimator needs for the delta to lie z = {z_value(args.confidence):.2f} "
-             f"standard errors from zero (confidence {args.confidence}); exact scoring needs none (one teacher-forced "
-             f"pass). delta, se and RMSE (against the exact delta) at n = {args.n}.", "",
-             "| test skill | estimator | delta | se | RMSE | samples needed |", "|---|---|---|---|---|---|"]
+             f"Samples per question each estimator needs to detect the delta (estimate z = "
+             f"{z_value(args.confidence):.2f} standard errors from zero with the right sign, confidence "
+             f"{args.confidence}) in at least {args.power:.0%} of {args.repeats} random subsets; exact scoring needs "
+             f"none (one teacher-forced pass; its power is whether its 95% interval over questions excludes zero). "
+             f"delta, se, RMSE (against the exact delta) and power at n = {args.n}.", "",
+             "| test skill | estimator | delta | se | RMSE | power | samples needed |", "|---|---|---|---|---|---|---|"]
     for s in summary:
-        needed = "-" if s["samples_needed"] is None else s["samples_needed"]
+        needed = f"> {args.n}" if s["samples_needed"] is None else s["samples_needed"]
         lines.append(f"| {s['test_skill']} | {s['estimator']} | {s['delta']:+.4f} | {s['se']:.4f} | "
-                     f"{s['rmse']:.4f} | {needed} |")
+                     f"{s['rmse']:.4f} | {s['power']:.2f} | {needed} |")
     text = "\n".join(lines) + "\n"
     (args.out / "summary.md").write_text(text)
     skills = list(dict.fromkeys(r["test_skill"] for r in table))
@@ -104,8 +109,12 @@ def write(args, table: list[dict], summary: list[dict]) -> str:
             ax.plot([r["n"] for r in rows], [max(r["rmse"], 1e-6) for r in rows], marker="o", label=name)
         ax.axhline(abs(delta) / z_value(args.confidence), color="grey", linestyle="--",
                    label=f"|delta| / z (exact delta {delta:+.3f})")
-        ax.set(xscale="log", yscale="log", xlabel="samples per question", ylabel="RMSE of the cell's delta",
-               title=skill)
+        ns = sorted({r["n"] for r in table if r["test_skill"] == skill})
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticks(ns, [str(n) for n in ns])
+        ax.set(xlabel="samples per question", ylabel="RMSE of the cell's delta", title=skill)
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(args.out / "efficiency.png", dpi=120)

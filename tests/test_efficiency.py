@@ -2,7 +2,6 @@
 launch/sample_efficiency.py script end to end on the tiny model."""
 
 import csv
-import math
 import os
 import subprocess
 import sys
@@ -40,15 +39,34 @@ def test_curves_measure_error_and_a_standard_error_that_shrinks_as_one_over_root
     assert all(r["mean"] == 0.0 and r["se"] == 0.0 for r in rows if r["estimator"] == "importance")
 
 
-def test_samples_needed_follows_the_one_over_n_rule():
-    rows = [{"estimator": name, "n": 64, "se": 0.05, "mean": 0.2, "rmse": 0.05, "power": 1.0}
-            for name in ("accuracy-difference", "importance", "mirror", "balanced")]
-    needed = samples_needed(rows, delta=0.2, confidence=0.95)
-    assert needed["importance"] == math.ceil(64 * (1.959964 * 0.05 / 0.2) ** 2) == 16
-    rows[0]["se"] = 0.0  # samples that never varied say nothing about how many are needed
-    assert samples_needed(rows, delta=0.2)["accuracy-difference"] is None
-    with pytest.raises(ValueError, match="confidence=1.5"):
-        samples_needed(rows, delta=0.2, confidence=1.5)
+def test_samples_needed_is_the_fewest_samples_with_enough_power():
+    rows = [{"estimator": name, "n": n, "power": power, "se": 0.1, "mean": 0.2, "rmse": 0.1}
+            for name, powers in (("accuracy-difference", (0.1, 0.5, 0.8, 1.0)), ("importance", (0.9, 0.2, 1.0, 1.0)),
+                                 ("mirror", (0.0, 0.0, 0.0, 0.0)), ("balanced", (0.0, 0.0, 0.79, 1.0)))
+            for n, power in zip((2, 4, 8, 16), powers)]
+    assert samples_needed(rows) == {"accuracy-difference": 8, "importance": 2, "mirror": None, "balanced": 16}
+    assert samples_needed(rows, power=0.5)["accuracy-difference"] == 4
+    with pytest.raises(ValueError, match="power=0"):
+        samples_needed(rows, power=0)
+
+
+def test_when_the_control_almost_never_answers_correctly_importance_sampling_from_it_detects_nothing():
+    """The regime of a tuned learner against a random-answer control: the control's correct completions (the only
+    ones that carry weight) are so rare that 64 samples per question rarely hold one, while the accuracy difference
+    sees the learner's many correct answers at once."""
+    rng = np.random.default_rng(0)
+    questions = []
+    for _ in range(8):
+        n = 64
+        correct_c = (rng.random(n) < 0.001).astype(float)
+        correct_l = (rng.random(n) < 0.9).astype(float)
+        # log w = log(0.9 / 0.001) on correct completions, log(0.1 / 0.999) on wrong ones
+        lw = lambda c: np.where(c == 1, np.log(0.9 / 0.001), np.log(0.1 / 0.999))  # noqa: E731
+        questions.append(QuestionSamples(correct_c, lw(correct_c), np.zeros(n), correct_l, lw(correct_l), np.zeros(n)))
+    rows = curves(questions, reference=0.899, repeats=20)
+    needed = samples_needed(rows)
+    assert needed["accuracy-difference"] is not None and needed["accuracy-difference"] <= 4
+    assert needed["importance"] is None  # would be "a few samples" if judged by its standard error
 
 
 def run_script(tmp_path, *args):
