@@ -205,3 +205,22 @@ def test_ntk_refuses_a_learner_without_a_control_before_loading_anything(tmp_pat
     with pytest.raises(UserError, match="learner=icl-standard"):
         run_cell(cell, NullTracker())
     assert not (tmp_path / "c").exists()
+
+
+class CountingTiny(TinyModel):
+    loads = 0
+
+    def load(self, device="cpu"):
+        CountingTiny.loads += 1
+        return super().load(device)
+
+
+@pytest.mark.parametrize("scorer", [ExactScorer(batch_size=4), NtkScorer(n=2, max_new_tokens=2)],
+                         ids=["exact", "ntk"])
+def test_a_cell_loads_its_model_once_and_switches_adapters(tmp_path, scorer):
+    """Tuning two adapters and scoring three roles on two test skills: one model load, adapters switched on it."""
+    CountingTiny.loads = 0
+    cell = make_cell(tmp_path, tune("tune-skill", "correct"), tmp_path / "c", scorer=scorer)
+    cell.model = CountingTiny(name="tiny", arch="llama")
+    run_cell(cell, NullTracker())
+    assert CountingTiny.loads == 1
