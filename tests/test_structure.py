@@ -1,6 +1,5 @@
 """Deep-versus-surface statistics on kernels with a planted structure, and their place in the report."""
 
-import csv
 import itertools
 
 import numpy as np

@@ -14,10 +14,10 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import OverrideType
 from hydra.errors import HydraException, OverrideParseException
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ntkeval.build import CONF_DIR, build_cell, build_logger, make, resolve_skills
+from ntkeval.build import CONF_DIR, build_cell, build_logger, make
 from ntkeval.errors import UserError, choices_error
 
 
