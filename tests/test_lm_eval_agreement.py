@@ -2,20 +2,26 @@
 requests, the same model, HFLM.loglikelihood, within 1e-4 in fp32, and the same greedy flags.
 
 Both follow the same tokenization rule (trailing prompt whitespace moves to the answer; the answer's tokens are
-those of prompt + answer beyond the prompt's) and both encode with the tokenizer's own special tokens (lm-eval's
-add_bos_token left at None), so the llama-style tiny model gets a BOS and the GPT-2-style one does not, in both.
-lm-eval is a test dependency only (pyproject's `test` extra), never imported by ntkeval itself."""
+those of prompt + answer beyond the prompt's) and both encode with the tokenizer's own special tokens, so the
+llama-style tiny model gets a BOS and the GPT-2-style (mistral arch) one does not, in both. On lm-eval's side that
+holds because HFLM's add_bos_token is left at None, which since lm-eval 0.4.10 means "the tokenizer's default"; up to
+0.4.9 HFLM encoded causal models with add_special_tokens=False (no BOS unless add_bos_token=True), so the llama case
+would disagree there -- hence the `lm-eval>=0.4.13` pin (the version checked with transformers 5). The token ids are
+compared directly below, so a change of that default shows up as a tokenization failure, not as a vague log-prob gap.
+HFLM gets the model object and its tokenizer (no hub access) and device="cpu"; nothing else is special. max_length=1024
+(the tiny models' max_position_embeddings, which lm-eval would also read from the config) is stated so a change in how
+lm-eval guesses a context length cannot make it left-truncate these requests.
+lm-eval is a test dependency only (pyproject's `test` extra), never imported by ntkeval itself; it is imported
+plainly here (no importorskip), so a test environment without it fails instead of silently skipping."""
 
 import pytest
+from lm_eval.api.instance import Instance
+from lm_eval.models.huggingface import HFLM
 
 from ntkeval.data.example import Example
 from ntkeval.models import TinyModel
 from ntkeval.prompts import PromptFormat
 from ntkeval.scoring import answer_logprobs, encode_pair, score_pairs
-
-lm_eval = pytest.importorskip("lm_eval", reason="lm-eval is installed by the test extra: pip install -e '.[test]'")
-from lm_eval.api.instance import Instance  # noqa: E402
-from lm_eval.models.huggingface import HFLM  # noqa: E402
 
 FMT = PromptFormat()
 QUESTIONS = [("What is 41+55?", "96"), ("Compute 7 * 8.", "56"), ("12-5=", "7"), ("What is 100/4?", "25"),
@@ -44,6 +50,15 @@ def lm_eval_loglikelihood(lm, pairs):
     instances = [Instance(request_type="loglikelihood", doc={}, arguments=pair, idx=i)
                  for i, pair in enumerate(pairs)]
     return lm.loglikelihood(instances, disable_tqdm=True)
+
+
+def test_token_ids_equal_lm_eval_encoding(model_and_lm):
+    """The same context ids (BOS included or not) and the same answer ids as lm-eval's own encoder."""
+    _, tokenizer, lm = model_and_lm
+    for prompt, answer in requests():
+        ours = encode_pair(tokenizer, prompt, answer)
+        context, continuation = lm._encode_pair(prompt, answer)
+        assert (ours.context, ours.answer) == (context, continuation), (prompt[-30:], answer)
 
 
 def test_answer_logprobs_agree_with_lm_eval_within_1e_4(model_and_lm):
