@@ -63,8 +63,12 @@ def test_controls_share_the_tuning_hyperparameters(compose_config):
     assert (control.steps, control.lora.r) == (7, 4)
     base = make(compose_config("learner=tune-base").learner)
     assert base.control() is None
-    assert base.key("add/question", 0) == make(compose_config("learner=tune-skill").learner).control().key(
-        "add/question", 0)
+    skill = make(compose_config("learner=tune-skill").learner)
+    model = make(compose_config("model=tiny").model)
+    base.bind_model(model)
+    skill.bind_model(model)
+    assert base.key("add/question", 0) == skill.control().key("add/question", 0)
+    assert base.key("add/question", 0)["lora"]["target_modules"] == ["q_proj", "v_proj"]  # the model's, bound
     icl = make(compose_config("learner=icl-skill", "learner.demos=5").learner)
     assert icl.control().name == "icl-standard" and icl.control().demos == 5
     assert make(compose_config("learner=icl-standard").learner).control() is None

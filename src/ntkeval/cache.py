@@ -57,6 +57,10 @@ class StageCache:
             log.warning("cache entry %s is corrupt; rebuilding it", path)
             return None
 
+    def peek(self, kind: str, parts: dict) -> Any | None:
+        """The cached record for `parts`, or None; never computes (for readers such as loggers)."""
+        return self._read_record(self.root / kind / f"{stable_hash(parts)}.json")
+
     def record(self, kind: str, parts: dict, compute: Callable[[], Any]) -> Any:
         """The cached value for `parts`, computing and storing it once if absent (or corrupt)."""
         key = stable_hash(parts)

@@ -14,6 +14,7 @@ from typing import Any
 import ntkeval
 from ntkeval.cache import StageCache, atomic_write_text, stable_hash
 from ntkeval.learners import Adaptation, AdaptContext
+from ntkeval.models.dtypes import loaded_dtype
 from ntkeval.prompts import PromptFormat
 from ntkeval.scorers import Role, Roles, Stage
 from ntkeval.session import ModelSession
@@ -36,25 +37,50 @@ class Cell:
     device: str = "cpu"
     config: dict = field(default_factory=dict)  # the resolved config, recorded with the results
 
+    def __post_init__(self):
+        self.learner.bind_model(self.model)  # a learner's key must hold the model defaults it adapts with
+
+    def model_key(self) -> dict:
+        """The model's identity with the dtype it is really loaded in on this device (bf16 on CPU loads fp32)."""
+        identity = dict(self.model.identity())
+        if "dtype" in identity:
+            identity["dtype"] = loaded_dtype(identity["dtype"], self.device)
+        return identity
+
     def identity(self) -> dict:
+        """What a result row carries: the grid coordinates plus seed, scorer (and its head estimate) and config_id."""
         control = self.learner.control()
+        scorer = self.scorer.identity()
         return {"model": self.model.name, "learner": self.learner.name,
                 "control": control.name if control else "base", "dataset": self.dataset.name,
-                "train_skill": self.train_skill, "seed": self.seed}
+                "train_skill": self.train_skill, "seed": self.seed, "scorer": scorer["name"],
+                "estimate": (scorer.get("estimates") or [None])[0], "config_id": self.config_id()}
+
+    def config_id(self) -> str:
+        """A short hash of every result-affecting setting except the grid coordinates (model and learner names,
+        train and test skills) and the seed, which are columns of their own: cells of one configuration share it
+        across train skills and seeds, so the report can pool seeds and never merge different configurations."""
+        dataset = dict(self.dataset.identity())
+        if dataset.get("seed") == self.seed:
+            dataset["seed"] = "=seed"  # the default ${seed}: the same configuration for every seed
+        adaptation = {k: v for k, v in self.learner.key(self.train_skill, self.seed).items()
+                      if k not in ("train_skill", "seed")}
+        return stable_hash({"model": self.model_key(), "dataset": dataset, "learner": adaptation,
+                            "format": self.fmt.identity(), "scorer": self.scorer.identity()}, length=10)
 
     def cell_id(self) -> str:
         """Derived from everything that determines the cell's numbers: rerunning a cell finds the same id."""
-        return stable_hash({"model": self.model.identity(), "dataset": self.dataset.identity(),
+        return stable_hash({"model": self.model_key(), "dataset": self.dataset.identity(),
                             "learner": self.learner.key(self.train_skill, self.seed), "tests": self.test_skills,
-                            "format": self.fmt.identity(), "scorer": self.scorer.identity()})
+                            "format": self.fmt.identity(), "scorer": self.scorer.identity(), "seed": self.seed})
 
     def context(self, session=None) -> AdaptContext:
         return AdaptContext(dataset=self.dataset, train_skill=self.train_skill, seed=self.seed, fmt=self.fmt,
-                            cache=self.cache, model_key=self.model.identity(), session=session)
+                            cache=self.cache, model_key=self.model_key(), session=session)
 
     def stage_parts(self, stage: Stage, test_skill: str) -> dict:
         """What determines a scorer's stage on `test_skill`: the cache key."""
-        return {"model": self.model.identity(), "dataset": self.dataset.identity(), "format": self.fmt.identity(),
+        return {"model": self.model_key(), "dataset": self.dataset.identity(), "format": self.fmt.identity(),
                 "test_skill": test_skill, "adaptation": stage.role.key, **stage.parts}
 
     def roles(self) -> Roles:
@@ -144,7 +170,9 @@ def run_cell(cell: Cell, tracker) -> dict:
 
 def mirror_to_tracker(tracker, result: dict, questions: list[dict], stages: _Stages) -> None:
     """W&B mirrors what is on disk: the loss curve of a tuned learner, the kernel row, the per-question table."""
-    loss = stages.adaptation(stages.cell.learner).loss  # a cache hit when the cell's scores were computed
+    learner = stages.cell.learner
+    adapted = stages.adaptations.get(learner.name)  # read, never built: logging must not train
+    loss = adapted.loss if adapted is not None else learner.recorded_loss(stages.context)
     for step, value in enumerate(loss):
         tracker.log({"train/loss": value}, step=step)
     summary = {f"{r['test_skill']}/{k}": v for r in result["tests"] for k, v in r.items() if k != "test_skill"}

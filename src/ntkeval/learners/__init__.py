@@ -6,7 +6,9 @@ Every learner offers the same small interface, so the cell never asks which kind
   key(train_skill, seed)    everything that determines its adaptation, for the stage cache
   stage(context)            (cache kind, key parts) of its expensive stage, or None
   validate(dataset, skill)  raises UserError before any model loads if the data cannot serve it
+  bind_model(model)         takes what its adaptation needs from the model config (LoRA target modules)
   adapt(context)            -> Adaptation
+  recorded_loss(context)    the training loss the stage cache holds, never training for it ([] if none)
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ class Learner(Protocol):
     name: str
 
     def control(self) -> "Learner | None": ...
+
+    def bind_model(self, model) -> None: ...
+
+    def recorded_loss(self, context: AdaptContext) -> list[float]: ...
 
     def key(self, train_skill: str, seed: int) -> dict[str, Any]: ...
 

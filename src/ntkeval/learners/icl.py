@@ -30,6 +30,13 @@ class InContextLearner:
             return None
         return InContextLearner(name=self.control_name, demos=self.demos, source="all")
 
+    def bind_model(self, model) -> None:
+        """A prompt prefix needs nothing from the model."""
+
+    def recorded_loss(self, context) -> list[float]:
+        """In-context learning has no training loss."""
+        return []
+
     def key(self, train_skill: str, seed: int) -> dict[str, Any]:
         # Demonstrations drawn from all skills do not depend on the train skill: one prefix serves every cell.
         skill = train_skill if self.source == "skill" else None

@@ -20,6 +20,7 @@ from ntkeval.learners.training import train_lora
 log = logging.getLogger(__name__)
 ANSWERS = ("correct", "random")
 ADAPTERS = "adapters"  # the stage-cache kind of trained LoRA adapters
+LOSSES = "adapter-losses"  # the stage-cache kind of their training loss curves (same key as the adapter)
 
 
 @dataclass
@@ -54,15 +55,22 @@ class LoraLearner:
         twin.name, twin.answers = self.control_name, "random"
         return twin
 
-    def _lora_config(self, model_targets: list[str]):
+    def bind_model(self, model) -> None:
+        """Take the model's LoRA target modules when the LoRA config names none, so the key holds the real ones."""
+        self.target_modules = list(model.lora_target_modules)
+
+    def _lora_config(self):
         config = copy.deepcopy(self.lora)
         if not config.target_modules:
-            config.target_modules = list(model_targets)
+            if self.target_modules is None:
+                raise RuntimeError("LoraLearner.bind_model(model) must be called before its key or adapter is used")
+            config.target_modules = list(self.target_modules)
         return config
 
     def key(self, train_skill: str, seed: int) -> dict[str, Any]:
         # checkpoint_every is left out on purpose: it changes when work is saved, never the adapter
-        lora = {k: (sorted(v) if isinstance(v, (set, frozenset)) else v) for k, v in self.lora.to_dict().items()}
+        lora = {k: (sorted(v) if isinstance(v, (set, frozenset)) else v)
+                for k, v in self._lora_config().to_dict().items()}
         return {"kind": "lora", "answers": self.answers, "lora": lora, "steps": self.steps,
                 "batch_size": self.batch_size, "lr": self.lr, "weight_decay": self.weight_decay,
                 "train_skill": train_skill, "seed": seed}
@@ -83,7 +91,15 @@ class LoraLearner:
         kind, parts = self.stage(context)
         adapter_dir = context.cache.directory(kind, parts, lambda tmp: self._train(context, tmp, parts))
         loss = json.loads((adapter_dir / "loss.json").read_text())
+        # the loss curve is also a record of its own, so logging it later never needs the adapter (or retrains it)
+        context.cache.record(LOSSES, parts, lambda: loss)
         return Adaptation(adapter_dir=adapter_dir, loss=loss)
+
+    def recorded_loss(self, context) -> list[float]:
+        """The training loss per step as the stage cache holds it, without training; [] when it holds none."""
+        _, parts = self.stage(context)
+        loss = context.cache.peek(LOSSES, parts)
+        return list(loss) if isinstance(loss, list) else []
 
     def training_texts(self, context) -> list[tuple[str, str]]:
         """(prompt, target) pairs: the train skill's questions with correct or random answers."""
@@ -98,7 +114,7 @@ class LoraLearner:
         session = context.session
         texts = self.training_texts(context)
         torch.manual_seed(context.seed)  # the same adapter initialisation for tune-base and tune-skill
-        model = session.new_adapter(self.name, self._lora_config(session.loader.lora_target_modules))
+        model = session.new_adapter(self.name, self._lora_config())
         checkpoint = context.cache.root / "checkpoints" / stable_hash(parts)
         loss = train_lora(model, session.tokenizer, texts, self.steps, self.batch_size, self.lr, self.weight_decay,
                           context.seed, desc=f"tuning {self.name} on {context.train_skill}",

@@ -9,8 +9,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 
 log = logging.getLogger("ntkeval.models")
 
-# Half precisions that CPUs run slowly and (for bfloat16) with visibly different log-probabilities.
-_HALF_DTYPES = ("bfloat16", "float16")
+from ntkeval.models.dtypes import loaded_dtype
 
 
 def resolve_device(device: str) -> str:
@@ -28,10 +27,10 @@ def torch_dtype(name: str, device: str) -> torch.dtype:
     """
     if not isinstance(getattr(torch, name, None), torch.dtype):
         raise ValueError(f"unknown dtype {name!r}; use e.g. float32, bfloat16, float16")
-    if name in _HALF_DTYPES and resolve_device(device) == "cpu":
-        log.warning("dtype %s requested on CPU: loading in float32 instead (half precision is slow on CPU)", name)
-        return torch.float32
-    return getattr(torch, name)
+    loaded = loaded_dtype(name, resolve_device(device))  # the same rule the cache keys use
+    if loaded != name:
+        log.warning("dtype %s requested on CPU: loading in %s instead (half precision is slow on CPU)", name, loaded)
+    return getattr(torch, loaded)
 
 
 def finish_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:

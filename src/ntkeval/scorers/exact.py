@@ -66,6 +66,6 @@ def kernel_row(test_skill: str, base: list[dict], control: list[dict], learner: 
 def question_rows(test_skill: str, examples, base, control, learner) -> list[dict]:
     return [{"id": e.id, "test_skill": test_skill, "question": e.question, "answer": e.answer,
              "logp_learner": lr["logp"], "logp_control": cr["logp"], "logp_base": br["logp"],
-             "p_learner": lr["p"], "p_control": cr["p"], "p_base": br["p"],
+             "p_learner": lr["p"], "p_control": cr["p"], "p_base": br["p"], "delta": lr["p"] - cr["p"],
              "greedy_learner": lr["greedy"], "greedy_control": cr["greedy"], "greedy_base": br["greedy"]}
             for e, br, cr, lr in zip(examples, base, control, learner)]
