@@ -1,6 +1,7 @@
 """A cell on tiny models: determinism, stage reuse across cells, LoRA that trains only the adapter."""
 
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -184,7 +185,7 @@ def test_ntk_cell_reports_every_estimate_with_its_standard_error_and_reuses_its_
     for row in first["tests"]:
         for name in ("importance", "mirror", "balanced"):
             assert math.isfinite(row[f"delta_{name}"]) and row[f"se_{name}"] >= 0
-        assert row["delta"] == row["delta_importance"] and row["estimate"] == "importance"
+        assert row["delta"] == row["delta_balanced"] and row["estimate"] == "balanced"  # the head estimate
         assert 0 <= row["p_control"] <= 1 and 0 <= row["unparsable_control"] <= 1
     # per test skill: samples and two scorings for each of control and learner
     assert first["cache"]["misses"] == {"samples": 4, "sample-logps": 8}
@@ -224,3 +225,64 @@ def test_a_cell_loads_its_model_once_and_switches_adapters(tmp_path, scorer):
     cell.model = CountingTiny(name="tiny", arch="llama")
     run_cell(cell, NullTracker())
     assert CountingTiny.loads == 1
+
+
+class LossRecorder(NullTracker):
+    def __init__(self):
+        self.loss: list[float] = []
+
+    def log(self, metrics: dict, step: int | None = None) -> None:
+        if "train/loss" in metrics:
+            self.loss.append(metrics["train/loss"])
+
+
+def test_logging_reads_the_loss_curve_back_and_never_trains(tmp_path, monkeypatch):
+    """Scores cached, adapter gone: the rerun logs the recorded loss curve and trains nothing (W&B or not)."""
+    cache = tmp_path / "cache"
+    first = LossRecorder()
+    run_cell(make_cell(tmp_path, tune("tune-skill", "correct"), cache), first)
+    assert len(first.loss) == 3 and all(math.isfinite(v) for v in first.loss)
+    for adapter in (cache / "adapters").iterdir():
+        shutil.rmtree(adapter) if adapter.is_dir() else adapter.unlink()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("logging a cached cell must not train")
+
+    monkeypatch.setattr("ntkeval.learners.lora.train_lora", no_training)
+    again = LossRecorder()
+    cell = make_cell(tmp_path / "rerun", tune("tune-skill", "correct"), cache)
+    result = run_cell(cell, again)
+    assert again.loss == first.loss
+    assert result["cache"]["misses"] == {}  # every score and the loss curve came from the cache
+
+
+def test_tune_base_and_tune_skill_share_initialisation_and_data_order(tmp_path, monkeypatch):
+    """The control differs from the learner only in its answers: same initial adapter, same question order."""
+    from ntkeval.learners import lora as lora_module
+
+    from ntkeval.learners import training as training_module
+
+    seen: dict[str, dict] = {}
+    real, real_collate = lora_module.train_lora, training_module._collate
+    order: list = []
+
+    def collate(pairs, pad_id, device):
+        order.append([tuple(p.context) for p in pairs])
+        return real_collate(pairs, pad_id, device)
+
+    def recording(model, tokenizer, texts, *args, desc="", **kwargs):
+        initial = {n.replace(".tune-base.", ".X.").replace(".tune-skill.", ".X."): p.detach().clone()
+                   for n, p in model.named_parameters() if p.requires_grad}
+        order.clear()
+        loss = real(model, tokenizer, texts, *args, desc=desc, **kwargs)
+        seen[desc.split()[1]] = {"initial": initial, "order": list(order), "targets": [t for _, t in texts]}
+        return loss
+
+    monkeypatch.setattr(training_module, "_collate", collate)
+    monkeypatch.setattr(lora_module, "train_lora", recording)
+    run_cell(make_cell(tmp_path, tune("tune-skill", "correct"), tmp_path / "cache"), NullTracker())
+    skill, base = seen["tune-skill"], seen["tune-base"]
+    assert skill["initial"].keys() == base["initial"].keys() and skill["initial"]
+    assert all(torch.equal(skill["initial"][k], base["initial"][k]) for k in skill["initial"])
+    assert skill["order"] == base["order"] and len(skill["order"]) == 3  # the same prompts, batch by batch
+    assert skill["targets"] != base["targets"]  # ... with correct against random answers

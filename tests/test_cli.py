@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -166,7 +165,6 @@ def test_dry_run_counts_the_work_after_deduplication(tmp_path):
     (["scorer=ntk", "scorer.estimates=[importance,magic]"], "'magic'", "balanced"),
 ])
 def test_bad_input_fails_in_one_line_before_any_model_loads(tmp_path, args, bad, choice):
-    start = time.monotonic()
     done = ntkeval(*args, cwd=tmp_path, timeout=120)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
@@ -174,7 +172,6 @@ def test_bad_input_fails_in_one_line_before_any_model_loads(tmp_path, args, bad,
     assert bad in lines[0] and choice in lines[0]
     assert "Traceback" not in done.stderr + done.stdout
     assert not (tmp_path / "outputs").exists()  # nothing ran
-    assert time.monotonic() - start < 60
 
 
 def test_report_logs_a_summary_run_to_wandb_in_the_sweeps_group(sweep, tmp_path):
