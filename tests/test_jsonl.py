@@ -58,7 +58,7 @@ def test_a_good_file_round_trips_into_seeded_disjoint_splits(good):
     assert all(again.test(s) == ds.test(s) and again.train(s) == ds.train(s) for s in ds.skills())
     assert any(other.test(s) != ds.test(s) for s in ds.skills())
     assert ds.identity() == {"name": "jsonl", "data_sha256": ds.identity()["data_sha256"], "seed": 3, "n_train": 4,
-                             "n_test": 5, "version": 1}
+                             "n_test": 5, "version": 2}
 
 
 def test_split_is_the_same_in_another_process(good):

@@ -1,5 +1,5 @@
-"""Tests of the KhanSkill bank: every answer recomputed by a second formula, text that shows its numbers, leak-free
-and duplicate-free splits, determinism across processes, the API and wrong answers of the same form."""
+"""Tests of the KhanSkill bank: every answer recomputed by a second formula, text that shows its numbers,
+duplicate-free splits (leaks: test_split_leaks.py), determinism across processes, the API and wrong answers."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import re
 import statistics
 import subprocess
 import sys
-import time
 from decimal import Decimal
 from fractions import Fraction as F
 
@@ -342,19 +341,15 @@ def test_every_answer_matches_an_independent_formula(seed):
                 check_example(ds, example)
 
 
-def test_splits_are_disjoint_across_seeds_duplicate_free_and_sized():
-    datasets = [KhanSkillDataset(seed=s, n_train=25, n_test=22) for s in SEEDS]
-    for skill in datasets[0].skills():
-        keys = {"train": set(), "test": set()}
-        for ds in datasets:
+def test_splits_are_duplicate_free_and_sized():
+    # Whether a test problem is ever a train problem is checked from the question text in test_split_leaks.py.
+    for ds in [KhanSkillDataset(seed=s, n_train=25, n_test=22) for s in SEEDS]:
+        for skill in ds.skills():
             for split, wanted in (("train", 25), ("test", 22)):
                 examples = getattr(ds, split)(skill)
                 assert len(examples) == wanted
                 assert len({e.question for e in examples}) == wanted, skill
-                split_keys = {ds.problem(e).key for e in examples}
-                assert len(split_keys) == wanted, skill
-                keys[split] |= split_keys
-        assert not keys["train"] & keys["test"], (skill, sorted(keys["train"] & keys["test"])[:3])
+                assert len({ds.problem(e).key for e in examples}) == wanted, skill
     empty = KhanSkillDataset(n_train=0, n_test=3)
     assert empty.train("fractions/simplify-fraction") == [] and len(empty.test("fractions/simplify-fraction")) == 3
 
@@ -432,11 +427,9 @@ def test_bad_arguments_and_impossible_sizes_are_user_errors():
                                            "?", "1/2"))
 
 
-def test_identity_decimal_values_and_speed():
+def test_identity_sizes_and_decimal_values():
     assert KhanSkillDataset(seed=4, n_train=5, n_test=6).identity() == {
-        "name": "khanskill", "seed": 4, "n_train": 5, "n_test": 6, "version": 1}
-    start = time.perf_counter()
-    examples = all_examples(KhanSkillDataset(seed=123))
-    assert time.perf_counter() - start < 2.0 and len(examples) == 40 * len(KhanSkillDataset().skills())
+        "name": "khanskill", "seed": 4, "n_train": 5, "n_test": 6, "version": 2}
+    assert len(all_examples(KhanSkillDataset(seed=123))) == 40 * len(KhanSkillDataset().skills())
     assert isinstance(KhanSkillDataset().problem(KhanSkillDataset().test("decimals/add-decimals")[0]).values["a"],
                       Decimal)

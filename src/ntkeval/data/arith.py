@@ -3,8 +3,9 @@
     from ntkeval.data.arith import ArithDataset
     ds = ArithDataset(seed=0); ds.test("add/word")[0]   # Example(id="add/word/test/0", ...)
 
-Each question is drawn from a canonical expression such as "(12+7)*3". A stable hash of the expression (not the
-seed) puts it in the train or the test bucket, so no test problem ever appears in any train set of any format.
+Each question is drawn from a canonical expression such as "(12+7)*3". A stable hash of the numbers it shows (not the
+seed, the skill, their order or the format) puts it in the train or the test bucket, so no test problem ever appears,
+in any order or surface, in any train set of any skill: (12+7)*3 and (7+12)*3 always fall on one side.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from ntkeval.errors import UserError, choices_error
 OPS = ("add", "sub", "mul", "div", "ops", "cplex")
 FORMATS = ("question", "instruction", "symbol", "word")
 SKILLS = tuple(f"{op}/{fmt}" for op in OPS for fmt in FORMATS)  # ops-major: the order of kernel rows and columns
-VERSION = 1          # bump whenever a change alters the generated questions; it is part of identity()
-TEST_BUCKETS = 4     # 1 in TEST_BUCKETS canonical problems is reserved for test
+VERSION = 2          # bump whenever a change alters the generated questions; it is part of identity()
+TEST_BUCKETS = 4     # 1 in TEST_BUCKETS number sets is reserved for test
 MAX_MAGNITUDE = 10_000  # ops/cplex answers stay below this in absolute value so they remain modest
 
 NAMES = ("Mia", "Liam", "Ava", "Noah", "Zoe", "Omar", "Lena", "Ravi", "Sofia", "Ken", "Amara", "Jonas")
@@ -160,16 +161,15 @@ def evaluate(expression: str) -> int:
 
 
 def split_key(expression: str) -> str:
-    """The problem an expression poses: a+b and b+a (likewise a*b) are one problem, so they share a split."""
-    match = re.fullmatch(r"(\d+)([+*])(\d+)", expression)
-    if match is None:
-        return expression
-    a, op, b = match.groups()
-    return op.join(sorted((a, b), key=int))
+    """What decides a problem's split: the sorted numbers of its expression, which every format shows, and nothing else.
+
+    No operation, order or format, so a+b and b+a, (a+b)*c and (b+a)*c, and a question and its word problem always
+    share a split: the key is at least as coarse as "the same numbers in any order or surface, with the same answer"."""
+    return ",".join(sorted(re.findall(r"\d+", expression), key=int))
 
 
 def split_of(expression: str) -> str:
-    """'test' or 'train', from a seed-independent hash, so every seed and format agrees on where a problem lives."""
+    """'test' or 'train', from a seed-independent hash, so every seed and skill agrees on where a problem lives."""
     digest = hashlib.sha256(f"arith-split:{split_key(expression)}".encode()).digest()
     return "test" if int.from_bytes(digest[:8], "big") % TEST_BUCKETS == 0 else "train"
 
@@ -274,13 +274,13 @@ class ArithDataset:
             if values is None:
                 continue
             expression = shape.pattern.format(**values)
-            key = split_key(expression)
-            if key in seen or split_of(expression) != split:
+            if split_of(expression) != split:
                 continue
             answer = evaluate(expression)
-            if abs(answer) >= MAX_MAGNITUDE:
+            problem = f"{split_key(expression)}={answer}"  # (a+b)*c and (b+a)*c are one problem: a split holds it once
+            if problem in seen or abs(answer) >= MAX_MAGNITUDE:
                 continue
-            seen.add(key)
+            seen.add(problem)
             text = _render(fmt, expression, shape, values, rng)
             out.append((Example(f"{skill}/{split}/{len(out)}", skill, text, str(answer)), expression))
         if len(out) < wanted:

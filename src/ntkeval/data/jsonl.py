@@ -8,7 +8,9 @@
 One JSON object per line with `question`, `answer` and `skill`, and optionally `format` (a surface format that
 `resolve` can select, e.g. "word") and `answer_type` (a kind of ntkeval.data.answers; inferred from the answer's
 written form when absent). Each skill's questions are shuffled by the seed: the first n_test are its test set,
-the next n_train its train set.
+the next n_train its train set. A question that several skills share (the same text up to case and spacing) sits on
+one side for all of them: skills are split in file order, and a later skill skips shared questions that an earlier
+one put on the other side, so no test question of any skill is a train question of any skill.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from ntkeval.data.example import Example
 from ntkeval.data.selection import select_skills
 from ntkeval.errors import UserError, choices_error
 
-VERSION = 1  # bump whenever a change alters how records become examples; it is part of identity()
+VERSION = 2  # bump whenever a change alters how records become examples; it is part of identity()
 REQUIRED = ("question", "answer", "skill")
 OPTIONAL = ("format", "answer_type")
 ANSWER_TYPES = ("auto", *KINDS)  # auto: inferred from how the answer is written
@@ -39,6 +41,11 @@ class Record:
     format: str | None
     kind: str   # the answer kind, after inference
     where: str  # "line 7" or "row 7", for messages
+
+
+def same_question(question: str) -> str:
+    """The text that decides whether two questions are one: case and runs of whitespace do not count."""
+    return " ".join(question.split()).casefold()
 
 
 def load_hf_rows(name: str, config: str | None, split: str) -> list[dict]:
@@ -100,6 +107,21 @@ def _record(where: str, row: object, fields: Mapping[str, str], source: str) -> 
     return Record(values["question"], values["answer"], values["skill"], values["format"], kind, where)
 
 
+def _pick(order: list[Record], fixed: list[str | None], n_test: int, n_train: int) -> tuple[list[Record], list[Record]]:
+    """The first n_test questions of `order` allowed in test, then the first n_train of the rest allowed in train;
+    fixed[i] is the side question i must keep (None: free). Test leaves train the free questions it needs, so a skill
+    is refused only when no split respects the fixed sides; without fixed sides this is order[:n_test] and the next
+    n_train."""
+    spare = fixed.count(None) - max(0, n_train - fixed.count("train"))  # free questions test may take
+    test: list[int] = []
+    for i, side in enumerate(fixed):
+        if len(test) < n_test and (side == "test" or side is None and spare > 0):
+            spare -= side is None
+            test.append(i)
+    train = [i for i, side in enumerate(fixed) if side != "test" and i not in test][:n_train]
+    return [order[i] for i in test], [order[i] for i in train]
+
+
 class JsonlDataset:
     """Skill-labelled questions from a file or a hub data set, validated on construction so bad data fails early."""
 
@@ -129,7 +151,8 @@ class JsonlDataset:
         self._by_skill = self._group([_record(where, row, fields, self.source) for where, row in rows])
         self._formats = {s: {r.format for r in records if r.format} for s, records in self._by_skill.items()}
         self._check_names()
-        self._splits = {skill: self._split(skill, records) for skill, records in self._by_skill.items()}
+        sides: dict[str, str] = {}  # same_question -> the side the first skill that used it put it on
+        self._splits = {skill: self._split(skill, records, sides) for skill, records in self._by_skill.items()}
         self._kinds = {e.id: r.kind for pairs in self._splits.values() for e, r in pairs}
         self._digest = hashlib.sha256(json.dumps(
             [{k: v for k, v in asdict(r).items() if k != "where"} for rs in self._by_skill.values() for r in rs]
@@ -142,7 +165,7 @@ class JsonlDataset:
         by_skill: dict[str, list[Record]] = {}
         first: dict[tuple[str, str], Record] = {}
         for record in records:
-            key = (record.skill, " ".join(record.question.split()))
+            key = (record.skill, same_question(record.question))
             if key in first:
                 if not equivalent(record.answer, first[key].answer, record.kind):
                     raise UserError(f"jsonl: {self.source} {record.where}: question repeats {first[key].where} of "
@@ -160,16 +183,26 @@ class JsonlDataset:
                 raise UserError(f"jsonl: {self.source}: skill name {name!r} is also " +
                                 ("reserved for every skill" if name == "all" else "a format") + "; rename one")
 
-    def _split(self, skill: str, records: list[Record]) -> list[tuple[Example, Record]]:
+    def _split(self, skill: str, records: list[Record], sides: dict[str, str]) -> list[tuple[Example, Record]]:
+        """The seeded test and train examples of a skill, none on the other side from where `sides` put it; records
+        the sides this skill uses."""
         needed = self.n_train + self.n_test
         if len(records) < needed:
             raise UserError(f"jsonl: skill {skill!r} has {len(records)} distinct questions but n_train + n_test = "
                             f"{needed} are needed; lower dataset.n_train or dataset.n_test, or add questions")
         order = list(records)
         random.Random(f"jsonl:{self.seed}:{skill}").shuffle(order)  # str seed: stable across processes
+        fixed = [sides.get(same_question(r.question)) for r in order]
+        test, train = _pick(order, fixed, self.n_test, self.n_train)
+        if len(test) < self.n_test or len(train) < self.n_train:
+            raise UserError(f"jsonl: skill {skill!r} cannot fill n_test = {self.n_test} and n_train = "
+                            f"{self.n_train}: {len(order) - fixed.count(None)} of its {len(records)} questions are "
+                            "shared with earlier skills, and a shared question stays on the side where the first "
+                            "skill put it; lower dataset.n_train or dataset.n_test, or add questions")
         pairs = []
-        for split, chosen in (("test", order[:self.n_test]), ("train", order[self.n_test:needed])):
-            for i, record in enumerate(chosen):
+        for split, picked in (("test", test), ("train", train)):
+            for i, record in enumerate(picked):
+                sides[same_question(record.question)] = split
                 pairs.append((Example(f"{skill}/{split}/{i}", skill, record.question, record.answer), record))
         return pairs
 

@@ -26,7 +26,7 @@ class Problem:
     values: dict[str, Value]  # the answer is a function of these alone; names starting "_" are not shown
     question: str
     answer: str
-    key: str                  # the underlying problem (no wording): one per split, and it decides the split
+    key: str                  # the underlying problem (no wording): a split of a skill holds each key once
 
 
 Generator = Callable[[random.Random], Problem | None]  # None: this draw is unusable, draw again

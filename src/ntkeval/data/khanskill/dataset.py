@@ -6,16 +6,20 @@
     ds.resolve("fractions")                           # every skill of a domain
     ds.skill_info("fractions/add-unlike-denominators").answer_kind   # "fraction"
 
-A stable hash of each problem's numbers (not the seed, not the wording) puts it in the train or the test bucket,
-so no test problem is ever a train problem of its skill, whatever the seed.
+A stable hash of the numbers each question shows (not the seed, the skill, their order or the wording) puts it in
+the train or the test bucket, so no test problem is ever a train problem of any skill, whatever the seed: twin skills
+(greatest common factor and its word problem, 120 ÷ 3 and a car that drives 120 miles in 3 hours), a + b and b + a,
+and -6 × 7 and 6 × (-7) always fall on one side.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 
 from ntkeval.data.answers import equivalent, wrong_answer
 from ntkeval.data.example import Example
@@ -25,8 +29,8 @@ from ntkeval.data.khanskill import (algebra, decimals, factors, fractions, geome
 from ntkeval.data.khanskill.core import Problem, Skill
 from ntkeval.errors import UserError, choices_error
 
-VERSION = 1       # bump whenever a change alters the generated questions; it is part of identity()
-TEST_BUCKETS = 2  # 1 in TEST_BUCKETS problems of a skill is reserved for test: small problem spaces need half
+VERSION = 2       # bump whenever a change alters the generated questions; it is part of identity()
+TEST_BUCKETS = 2  # 1 in TEST_BUCKETS number sets is reserved for test: small problem spaces need half
 DOMAINS = (       # the order of kernel rows and columns: roughly the order a curriculum meets them
     "whole-numbers", "place-value", "time-money", "negative-numbers", "decimals", "fractions", "factors-multiples",
     "ratios-rates", "percents", "exponents", "order-of-operations", "expressions", "linear-equations", "sequences",
@@ -48,9 +52,27 @@ class SkillInfo:
     choices: tuple[str, ...] = ()  # every possible answer of a "text" skill (yes/no, <, >, =)
 
 
-def split_of(skill: str, key: str) -> str:
-    """'test' or 'train' for a problem of a skill, from a seed-independent hash (never Python's hash())."""
-    digest = hashlib.sha256(f"khanskill-split:{skill}:{key}".encode()).digest()
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")  # 12,345 is one number; "3, 4, 5" is a list
+
+
+def _numbers(text: str) -> list[Decimal]:
+    return [Decimal(token) for token in _NUMBER.findall(_THOUSANDS.sub("", text))]
+
+
+def split_key(question: str, answer: str) -> str:
+    """What decides a problem's split: the numbers its question shows, unsigned and sorted, and nothing else.
+
+    No skill, order, sign or wording, so the key is at least as coarse as "the same problem" read as the same numbers as
+    written, in any order or surface, with the same answer. A question that shows no digits (a number written in
+    words) is known by the numbers of its answer."""
+    numbers = sorted(_numbers(question) or _numbers(answer))
+    return ",".join(format(n.normalize(), "f") for n in numbers)  # 0.50 and 0.5, 05 and 5 are one number
+
+
+def split_of(key: str) -> str:
+    """'test' or 'train' for a split key, from a seed- and skill-independent hash (never Python's hash())."""
+    digest = hashlib.sha256(f"khanskill-split:{key}".encode()).digest()
     return "test" if int.from_bytes(digest[:8], "big") % TEST_BUCKETS == 0 else "train"
 
 
@@ -133,15 +155,19 @@ class KhanSkillDataset:
         """n distinct problems of the split's bucket, each with its text and its independently computed answer."""
         wanted = self.n_train if split == "train" else self.n_test
         rng = random.Random(f"khanskill:{VERSION}:{self.seed}:{spec.id}:{split}")  # str seeds hash with sha512
-        seen: set[str] = set()
+        seen: set[str] = set()  # problem keys, and split keys with answers: -8 + (-4) and -4 + (-8) are one problem
         out: list[tuple[Example, Problem]] = []
         for _ in range(200 * wanted + 2000):  # bounded, so a skill with too few problems fails instead of hanging
             if len(out) == wanted:
                 break
             drawn = spec.generate(rng)
-            if drawn is None or drawn.key in seen or split_of(spec.id, drawn.key) != split:
+            if drawn is None:
                 continue
-            seen.add(drawn.key)
+            key = split_key(drawn.question, drawn.answer)
+            names = {f"problem:{drawn.key}", f"numbers:{key}={drawn.answer}"}
+            if names & seen or split_of(key) != split:
+                continue
+            seen |= names
             out.append((Example(f"{spec.id}/{split}/{len(out)}", spec.id, drawn.question, drawn.answer), drawn))
         if len(out) < wanted:
             raise UserError(f"khanskill: only {len(out)} distinct {split} problems for {spec.id!r}; "

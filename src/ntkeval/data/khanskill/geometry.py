@@ -77,13 +77,15 @@ def circle_circumference(rng: random.Random) -> Problem | None:
     size, (short, _) = rng.randint(1, 40), rng.choice(UNITS)
     part = rng.choice(("radius", "diameter"))
     diameter = 2 * size if part == "radius" else size
+    if diameter == 1:
+        return None  # an answer of just "π" has no wrong answer of the same form for random_answer
     text = f"A circle has a {part} of {size} {short}. What is its circumference? Give your answer in terms of π."
     return problem(text, pi_multiple(diameter), key=f"{part}={size}", size=size, part=part)
 
 
 @bank.skill(GEO, "circle-area", "Area of a circle in terms of π", 7, "expression")
 def circle_area(rng: random.Random) -> Problem | None:
-    radius, (short, _) = rng.randint(1, 30), rng.choice(UNITS)
+    radius, (short, _) = rng.randint(2, 30), rng.choice(UNITS)  # radius 1 has area "π": no wrong answer of its form
     part = rng.choice(("radius", "diameter"))
     size = radius if part == "radius" else 2 * radius
     text = f"A circle has a {part} of {size} {short}. What is its area? Give your answer in terms of π."
