@@ -4,8 +4,10 @@ seeds must agree with it within three of its standard errors (a deterministic ch
 
 The learner is the control with a bias on digit tokens (a model that learned to answer with a number); "correct"
 is the event the answer parser reads an integer. Both are arbitrary: unbiasedness must hold for any pair of models
-and any event, and these make the difference large enough that a biased estimator is caught (the last test shows
-the check catches samples drawn at another temperature than the weights assume)."""
+and any event, and these make the difference large enough that a biased estimator is caught (one test shows
+the check catches samples drawn at another temperature than the weights assume). The ntk scorer's weights use each
+sampler's own log p as recorded while drawing and the other model's from a teacher-forced pass; the last tests check
+that, that the stages it plans are the ones it records, and its sparse-control flags."""
 
 import math
 from contextlib import contextmanager
@@ -15,11 +17,13 @@ import torch
 
 from ntkeval import estimators
 from ntkeval.answer_parser import final_answer
+from ntkeval.cache import stable_hash
 from ntkeval.data.example import Example
 from ntkeval.models import TinyModel
 from ntkeval.prompts import PromptFormat
-from ntkeval.sampling import SamplingSpec, _eos_ids, _finish, completion_logprobs, draw
+from ntkeval.sampling import Completion, SamplingSpec, _eos_ids, _finish, completion_logprobs, draw
 from ntkeval.scorers import NtkScorer, Role, Roles, SampledScorer
+from ntkeval.scorers.samples import samples
 
 MAX_NEW = 2
 QUESTIONS = [Example("t/test/0", "t", "What is 3+4?", "7"), Example("t/test/1", "t", "What is 5+4?", "9")]
@@ -163,3 +167,76 @@ def test_the_check_catches_samples_that_do_not_match_the_weights(models, exact_d
             found.append(estimators.importance_sampled([correct(c.text) for c in drawn], lp_l, lp_c))
     total = estimators.mean_over_questions(found)
     assert abs(total.value - exact_delta) > 3 * total.se
+
+
+class RecordingView(TwoModelView):
+    """TwoModelView that lists the stages a scorer records (kind, role, parts)."""
+
+    def __init__(self, models, tokenizer, seed):
+        super().__init__(models, tokenizer, seed)
+        self.recorded = []
+
+    def record(self, stage, compute):
+        self.recorded.append(stage)
+        return compute()
+
+
+def stage_keys(stages) -> list:
+    return sorted(stable_hash([s.kind, s.role.key, s.parts]) for s in stages)
+
+
+@pytest.mark.parametrize("scorer", [NtkScorer(n=4, max_new_tokens=MAX_NEW, seed=5),
+                                    NtkScorer(n=4, max_new_tokens=MAX_NEW, seed=5, estimates=["importance"]),
+                                    NtkScorer(n=4, max_new_tokens=MAX_NEW, seed=5, estimates=["mirror"]),
+                                    SampledScorer(n=4, max_new_tokens=MAX_NEW, seed=5)],
+                         ids=["ntk", "ntk-importance", "ntk-mirror", "sampled"])
+def test_the_stages_a_scorer_plans_are_the_stages_it_records(models, scorer):
+    """The dry-run plan (stages) and a run (compare) key the same stages, the seed included."""
+    by_role, tokenizer = models
+    view = RecordingView(by_role, tokenizer, seed=5)
+    scorer.compare(view)
+    assert stage_keys(view.recorded) == stage_keys(scorer.stages(view.roles))
+    assert all(s.parts["seed"] == 5 for s in view.recorded)
+    with pytest.raises(ValueError, match="seed 5 differs from the cell's seed 6"):
+        scorer.compare(RecordingView(by_role, tokenizer, seed=6))
+
+
+def test_weights_use_the_log_p_recorded_while_drawing(models):
+    """No teacher-forced pass of a sampler's completions under the sampler itself: only the other model scores
+    them, and the balanced estimate is rebuilt from the recorded log p exactly."""
+    by_role, tokenizer = models
+    view = RecordingView(by_role, tokenizer, seed=3)
+    row, _ = NtkScorer(n=8, max_new_tokens=MAX_NEW).compare(view)
+    scorings = [s for s in view.recorded if s.kind == "sample-logps"]
+    assert sorted((s.parts["sampler"]["role"], s.role.name) for s in scorings) == [("control", "learner"),
+                                                                                  ("learner", "control")]
+    drawn = {r: samples(view, NtkScorer(n=8, max_new_tokens=MAX_NEW).spec, getattr(view.roles, r))
+             for r in ("control", "learner")}
+    fmt, per_question = PromptFormat(), []
+    for i, e in enumerate(QUESTIONS):
+        sets = {}
+        for sampler, other in (("control", "learner"), ("learner", "control")):
+            completions = drawn[sampler][i]["completions"]
+            own = [c["logp"] for c in completions]
+            cross = completion_logprobs(by_role[other], tokenizer, [fmt.prompt(e)],
+                                        [[Completion(tuple(c["tokens"]), c["text"], c["end"], c["logp"])
+                                          for c in completions]])[0]
+            lp_l, lp_c = (own, cross) if sampler == "learner" else (cross, own)
+            sets[sampler] = ([c["correct"] for c in completions], lp_l, lp_c)
+        per_question.append(estimators.balanced(sets["control"], sets["learner"]))
+    assert row["estimate"] == "balanced"
+    assert row["delta"] == row["delta_balanced"] == pytest.approx(estimators.mean_over_questions(per_question).value,
+                                                                  abs=1e-12)
+
+
+def test_rows_flag_questions_whose_control_drew_at_most_one_correct_sample(models):
+    by_role, tokenizer = models
+    row, questions = NtkScorer(n=2, max_new_tokens=MAX_NEW).compare(TwoModelView(by_role, tokenizer, seed=0))
+    row_many, questions_many = NtkScorer(n=64, max_new_tokens=MAX_NEW).compare(TwoModelView(by_role, tokenizer,
+                                                                                           seed=0))
+    for r, qs, n in ((row, questions, 2), (row_many, questions_many, 64)):
+        assert r["sparse_control"] == sum(q["sparse_control"] for q in qs)
+        for q in qs:
+            assert q["sparse_control"] == (round(q["acc_control"] * n) <= 1)
+    # p_control(correct) is about 0.18 here: 2 samples are almost always sparse (97%), 64 almost never (1e-5)
+    assert row["sparse_control"] >= 1 and row_many["sparse_control"] == 0

@@ -9,8 +9,11 @@ with the variance of the estimate (its standard error squared), and their averag
                           sample with a huge weight dominates; unbiased because the two sets have equal size.
 
 All three importance estimators are unbiased when the samples are drawn from the models themselves (temperature 1,
-no top-p) and w is the ratio of the probabilities of exactly the sampled token sequences. Weights are formed from
-log-probabilities (exp of a difference), never from products of small probabilities.
+no top-p) and w is the ratio of the probabilities of exactly the sampled token sequences (scorer=ntk takes the
+sampler's own from the log p recorded while drawing, ntkeval.sampling). Weights are formed from log-probabilities
+(exp of a difference), never from products of small probabilities. The importance estimate sees only the control's
+correct samples: with at most one of them for a question it is zero or one large weight, and its standard error
+says nothing (scorer=ntk counts such questions as sparse_control).
 """
 
 from __future__ import annotations

@@ -6,7 +6,16 @@ other questions are drawn, in what order or batch, and a rerun gives the same to
 
 A completion ends at the first of: a stop string in its text, an end-of-sequence token, or max_new_tokens. Its
 tokens are kept exactly as drawn (the end-of-sequence token included), so its probability under any model is the
-product of exactly the probabilities it was drawn with: what importance weights need.
+product of the probabilities of exactly those tokens: what importance weights need. Nothing else ends a completion,
+so at temperature 1 and top-p 1 a given token sequence that ends at its first stop string (or EOS) and is at most
+max_new_tokens long is drawn with exactly its probability under the model.
+
+Each completion also carries `logp`: the log-probability of its tokens under the distribution they were actually
+drawn from (temperature and top-p applied, float32 softmax of the very logits the sampler used, summed in float64).
+Importance weights use it for the sampler's own probability, so the denominator of every weight is the proposal
+density by construction, whatever the dtype or attention kernel; a teacher-forced re-score of the same tokens
+agrees with it to ~1e-5 in float32 but not in bfloat16, where an incremental (key/value cache) pass and a full
+forward pass round differently (tests/test_sampling.py measures both).
 """
 
 from __future__ import annotations
@@ -63,6 +72,7 @@ class Completion:
     tokens: tuple[int, ...]  # exactly the drawn token ids
     text: str                # decoded, cut at the first stop string
     end: str                 # "stop", "eos" or "length"
+    logp: float              # log p(tokens) under the distribution they were drawn from (temperature, top-p applied)
 
 
 def _eos_ids(model, tokenizer) -> set[int]:
@@ -73,16 +83,22 @@ def _eos_ids(model, tokenizer) -> set[int]:
     return {i for i in ids if i is not None}
 
 
+def next_token_logprobs(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
+    """The log of the sampling distribution over the vocabulary for each row of logits (float32; -inf outside the
+    top-p nucleus)."""
+    logprobs = torch.log_softmax(logits.float() / temperature, dim=-1)
+    if top_p < 1.0:
+        ordered, index = logprobs.exp().sort(dim=-1, descending=True)
+        outside = ordered.cumsum(dim=-1) - ordered >= top_p  # the nucleus is already full before this token
+        inside = torch.zeros_like(outside).scatter(-1, index, ~outside)
+        logprobs = logprobs.masked_fill(~inside, float("-inf"))
+        logprobs = logprobs - logprobs.logsumexp(dim=-1, keepdim=True)
+    return logprobs
+
+
 def next_token_probs(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
     """The sampling distribution over the vocabulary for each row of logits."""
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
-    if top_p < 1.0:
-        ordered, index = probs.sort(dim=-1, descending=True)
-        outside = ordered.cumsum(dim=-1) - ordered >= top_p  # the nucleus is already full before this token
-        ordered = ordered.masked_fill(outside, 0.0)
-        probs = torch.zeros_like(probs).scatter(-1, index, ordered)
-        probs = probs / probs.sum(dim=-1, keepdim=True)
-    return probs
+    return next_token_logprobs(logits, temperature, top_p).exp()
 
 
 def _finish(tokenizer, tokens: list[int], stop: tuple[str, ...], eos: set[int]) -> tuple[str, str] | None:
@@ -108,23 +124,27 @@ def draw(model, tokenizer, prompt: str, spec: SamplingSpec, seed: int) -> list[C
     past.batch_repeat_interleave(spec.n)
     logits = out.logits[:, -1].expand(spec.n, -1)
     drawn: list[list[int]] = [[] for _ in range(spec.n)]
+    logp = [0.0] * spec.n
     done: list[Completion | None] = [None] * spec.n
     for step in range(spec.max_new_tokens):
-        probs = next_token_probs(logits, spec.temperature, spec.top_p).cpu()
-        tokens = torch.multinomial(probs, 1, generator=generator)[:, 0]
+        logprobs = next_token_logprobs(logits, spec.temperature, spec.top_p).cpu()
+        tokens = torch.multinomial(logprobs.exp(), 1, generator=generator)[:, 0]
+        # the log-probability each row's token was drawn with, from the very distribution it was drawn from
+        token_logp = logprobs.gather(1, tokens[:, None])[:, 0].tolist()
         for row, token in enumerate(tokens.tolist()):
             if done[row] is None:
                 drawn[row].append(token)
+                logp[row] += token_logp[row]
                 finished = _finish(tokenizer, drawn[row], spec.stop, eos)
                 if finished is not None:
-                    done[row] = Completion(tuple(drawn[row]), *finished)
+                    done[row] = Completion(tuple(drawn[row]), *finished, logp[row])
         if all(d is not None for d in done) or step + 1 == spec.max_new_tokens:
             break
         # Finished rows keep being extended (their tokens are ignored): every row stays the same length.
         logits = model(input_ids=tokens[:, None].to(device), past_key_values=past, use_cache=True).logits[:, -1]
     return [d if d is not None else
-            Completion(tuple(row), tokenizer.decode(row, skip_special_tokens=True), "length")
-            for d, row in zip(done, drawn)]
+            Completion(tuple(row), tokenizer.decode(row, skip_special_tokens=True), "length", lp)
+            for d, row, lp in zip(done, drawn, logp)]
 
 
 def draw_all(model, tokenizer, prompts: list[str], spec: SamplingSpec, seeds: list[int],
@@ -135,8 +155,9 @@ def draw_all(model, tokenizer, prompts: list[str], spec: SamplingSpec, seeds: li
 def completion_logprobs(model, tokenizer, prompts: list[str], completions: list[list[Completion]],
                         batch_size: int = 16, desc: str = "scoring samples") -> list[list[float]]:
     """log p(completion tokens | prompt) under `model` for every completion: the drawn token ids, teacher-forced
-    after the prompt's own encoding (the same tokens `draw` conditioned on). A question's completions share its
-    prompt, so the prompt is encoded once per question and its key/value cache reused for all of them."""
+    after the prompt's own encoding (the same tokens `draw` conditioned on). Used for the other model's probability
+    of a sampler's completions (the sampler's own is the recorded `Completion.logp`). A question's completions
+    share its prompt, so the prompt is encoded once per question and its key/value cache reused for all of them."""
     out = []
     for prompt, drawn in progress(list(zip(prompts, completions)), desc=desc):
         context = tokenizer(prompt)["input_ids"] or [tokenizer.bos_token_id or tokenizer.eos_token_id]

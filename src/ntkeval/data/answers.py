@@ -39,6 +39,8 @@ KINDS = {  # kind -> what an answer of that kind is; the order is the one listed
     "text": "a word or symbol, matched ignoring case and spaces: yes, <, acute",
 }
 
+EQUIVALENCE_VERSION = 1  # bump when answer equivalence changes: it invalidates cached samples' verdicts
+
 _TRANSFORMS = standard_transformations + (implicit_multiplication, convert_xor, rationalize)
 _ALLOWED = re.compile(r"[0-9A-Za-z+\-*/^().\s]*")
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"

@@ -1,9 +1,20 @@
 """scorer=ntk, the importance-sampled NTKEval estimator of p_learner(correct) - p_control(correct).
 
-Completions are drawn from the control (and, for the mirror and balanced estimates, from the learner), each scored
-exactly under both models, and combined as in ntkeval.estimators: `importance` (samples from the control, the
-paper's estimator), `mirror` (samples from the learner) and `balanced` (both, by the balance heuristic). The first
+Completions are drawn from the control and from the learner, each scored under both models, and combined as in
+ntkeval.estimators: `balanced` (both sample sets by the balance heuristic; the cell's `delta` by default),
+`mirror` (samples from the learner) and `importance` (samples from the control, the paper's estimator). The first
 estimate listed is the cell's `delta`; every one listed is reported with its standard error.
+
+Why balanced first: its per-sample terms are bounded (|2 tanh(log w / 2)| <= 2), so no single completion dominates
+it, and it sees the correct completions of whichever model produces them. The importance estimate sees only the
+control's correct completions: where the control produced at most one correct sample for a question (a
+random-answer control usually does) it is zero or one huge weight, and its standard error means nothing there. Each
+row counts those questions (`sparse_control`) and each question row flags them.
+
+Weights: a sampler's own log p of its completions is the one recorded while drawing them (the log-probability
+under the very distribution sampled from, ntkeval.sampling); the other model's is a teacher-forced pass. So the
+denominator of every weight is exactly the proposal density, in any dtype; in bfloat16 a teacher-forced re-score of
+the sampler's own completions differs from it by up to ~0.1 in log p, which would bias the weights.
 
 The weights are ratios of the models' own probabilities, so completions must be drawn from the models as they are:
 temperature 1 and top-p 1 are the only valid settings here (scorer=sampled takes any).
@@ -18,10 +29,11 @@ from ntkeval.errors import UserError, choices_error
 from ntkeval.kernel import paired_delta
 from ntkeval.sampling import SamplingSpec
 from ntkeval.scorers import Roles, Stage
-from ntkeval.scorers.sampled import unparsable
+from ntkeval.scorers.sampled import check_seed, planned_seed, unparsable
 from ntkeval.scorers.samples import logp_stage, sample_logps, sample_stage, samples
 
-ESTIMATES = ("importance", "mirror", "balanced")
+ESTIMATES = ("balanced", "mirror", "importance")
+SPARSE = 1  # a question's control samples with at most this many correct ones make its importance term unreliable
 
 
 @dataclass
@@ -33,6 +45,7 @@ class NtkScorer:
     temperature: float = 1.0   # fixed: importance weights need samples from the models themselves
     top_p: float = 1.0         # fixed, for the same reason
     batch_size: int = 16       # sequences per forward pass when scoring completions
+    seed: int | None = None    # the cell's seed (conf: ${seed}): keys the sample stages in the dry-run plan
 
     def __post_init__(self):
         self.spec = SamplingSpec(self.n, self.temperature, self.top_p, self.max_new_tokens, tuple(self.stop))
@@ -58,30 +71,44 @@ class NtkScorer:
                             "none (it is compared with the untouched model); valid choices: a learner with a control "
                             "(icl-skill, tune-skill), or scorer=exact / scorer=sampled")
 
+    def _weights_of_control_samples(self) -> bool:
+        """The control's completions need scoring under the learner (importance, balanced)."""
+        return any(e in ("importance", "balanced") for e in self.estimates)
+
     def _from_learner(self) -> bool:
-        return any(e != "importance" for e in self.estimates)
+        """The learner's completions are drawn and scored under the control (mirror, balanced)."""
+        return any(e in ("mirror", "balanced") for e in self.estimates)
 
     def stages(self, roles: Roles) -> list[Stage]:
-        c, lr = roles.control, roles.learner
-        out = [sample_stage(self.spec, c), logp_stage(self.spec, c, c), logp_stage(self.spec, c, lr)]
+        c, lr, seed = roles.control, roles.learner, planned_seed(self)
+        out = [sample_stage(self.spec, c, seed)]  # always: p_control and sparse_control come from them
+        if self._weights_of_control_samples():
+            out.append(logp_stage(self.spec, c, lr, seed))
         if self._from_learner():
-            out += [sample_stage(self.spec, lr), logp_stage(self.spec, lr, lr), logp_stage(self.spec, lr, c)]
+            out += [sample_stage(self.spec, lr, seed), logp_stage(self.spec, lr, c, seed)]
         return out
 
-    def _weighted(self, view, sampler) -> tuple[list[dict], list[tuple[list, list, list]]]:
-        """The sampler's completions and, per question, (correct, logp under learner, logp under control)."""
+    def _weighted(self, view, sampler, other) -> tuple[list[dict], list[tuple[list, list, list]] | None]:
+        """The sampler's completions and, when `other` is given, per question (correct, logp under learner, logp
+        under control): the sampler's own log p as recorded while drawing, the other's teacher-forced."""
         roles = view.roles
         drawn = samples(view, self.spec, sampler)
-        lp_l = sample_logps(view, self.spec, sampler, roles.learner, drawn, self.batch_size)
-        lp_c = sample_logps(view, self.spec, sampler, roles.control, drawn, self.batch_size)
+        if other is None:
+            return drawn, None
+        own = sample_logps(view, self.spec, sampler, sampler, drawn, self.batch_size)  # recorded, no forward pass
+        cross = sample_logps(view, self.spec, sampler, other, drawn, self.batch_size)
+        lp_l, lp_c = (own, cross) if sampler.id == roles.learner.id else (cross, own)
         return drawn, [([c["correct"] for c in q["completions"]], a, b) for q, a, b in zip(drawn, lp_l, lp_c)]
 
     def compare(self, view) -> tuple[dict, list[dict]]:
+        check_seed(self, view)
         roles = view.roles
         if not roles.has_control:
             self.validate(roles.learner.learner)
-        from_control, weighted_c = self._weighted(view, roles.control)
-        from_learner, weighted_l = self._weighted(view, roles.learner) if self._from_learner() else (None, None)
+        from_control, weighted_c = self._weighted(view, roles.control,
+                                                  roles.learner if self._weights_of_control_samples() else None)
+        from_learner, weighted_l = (self._weighted(view, roles.learner, roles.control) if self._from_learner()
+                                    else (None, None))
         per_question = {}
         for name in self.estimates:
             if name == "importance":
@@ -93,20 +120,23 @@ class NtkScorer:
         totals = {name: estimators.mean_over_questions(qs) for name, qs in per_question.items()}
         head = self.estimates[0]
         ci = paired_delta([e.value for e in per_question[head]], [0.0] * len(view.examples), seed=view.seed)
-        acc_c = [estimators.accuracy(w[0]).value for w in weighted_c]
+        correct_c = [[c["correct"] for c in q["completions"]] for q in from_control]
+        acc_c = [estimators.accuracy(c).value for c in correct_c]
+        sparse = [sum(c) <= SPARSE for c in correct_c]
         p_control = sum(acc_c) / len(acc_c)
         row = {"test_skill": view.test_skill, "n": len(view.examples), "samples": self.spec.n,
                "p_learner": p_control + totals[head].value, "p_control": p_control, "estimate": head,
                "delta": totals[head].value, "se": totals[head].se, "ci_low": ci.ci_low, "ci_high": ci.ci_high,
                **{f"delta_{k}": t.value for k, t in totals.items()}, **{f"se_{k}": t.se for k, t in totals.items()},
-               "unparsable_control": unparsable(from_control)}
+               "sparse_control": sum(sparse), "unparsable_control": unparsable(from_control)}
         if from_learner is not None:
             row["acc_learner"] = sum(estimators.accuracy(w[0]).value for w in weighted_l) / len(weighted_l)
             row["unparsable_learner"] = unparsable(from_learner)
         questions = []
         for i, e in enumerate(view.examples):
             q = {"id": e.id, "test_skill": view.test_skill, "question": e.question, "answer": e.answer,
-                 "acc_control": acc_c[i], "answers_control": [c["answer"] for c in from_control[i]["completions"]]}
+                 "acc_control": acc_c[i], "sparse_control": sparse[i],
+                 "answers_control": [c["answer"] for c in from_control[i]["completions"]]}
             for name, qs in per_question.items():
                 q[f"delta_{name}"], q[f"se_{name}"] = qs[i].value, qs[i].se
             questions.append(q)

@@ -1,14 +1,18 @@
 """The sampled stages shared by scorer=sampled and scorer=ntk, each cached per role and test skill:
 
-  samples      N completions per question drawn from one role, with the answer read from each and whether it is
-               correct (or unreadable); keyed by the sampling settings, so both scorers share them
-  sample-logps log p of one role's completions under another role (the importance weights' ingredients)
+  samples      N completions per question drawn from one role, with the log-probability each was drawn with, the
+               answer read from each and whether it is correct (or unreadable); keyed by the sampling settings,
+               the seed of the random streams and the versions of the answer parser and of answer equivalence,
+               so both scorers share them and a changed verdict rule never reuses old verdicts
+  sample-logps log p of one role's completions under another role, teacher-forced (the importance weights'
+               other ingredient; a sampler's own log p is the one recorded while drawing)
 """
 
 from __future__ import annotations
 
 from ntkeval.answer_parser import final_answer
 from ntkeval.cache import stable_hash
+from ntkeval.data.answers import EQUIVALENCE_VERSION
 from ntkeval.sampling import Completion, SamplingSpec, completion_logprobs, draw_all
 from ntkeval.scorers import Role, Stage
 from ntkeval.scoring import SCORING_RULE_VERSION
@@ -16,15 +20,20 @@ from ntkeval.scoring import SCORING_RULE_VERSION
 SAMPLES = "samples"
 SAMPLE_LOGPS = "sample-logps"
 PARSER_VERSION = 1  # bump when final_answer changes: it invalidates cached samples' verdicts
+SAMPLES_VERSION = 2  # bump when what a samples entry holds changes (2: the log p each completion was drawn with)
 
 
-def sample_stage(spec: SamplingSpec, role: Role) -> Stage:
-    return Stage(SAMPLES, role, {"sampling": spec.identity(), "parser": PARSER_VERSION})
+def sample_stage(spec: SamplingSpec, role: Role, seed: int) -> Stage:
+    """The samples of one role. `seed` is the cell's: it seeds every question's stream (question_seed), and the
+    untouched model's role key (None) does not hold it, so it must key the stage itself."""
+    return Stage(SAMPLES, role, {"sampling": spec.identity(), "seed": seed, "parser": PARSER_VERSION,
+                                 "equivalence": EQUIVALENCE_VERSION, "version": SAMPLES_VERSION})
 
 
-def logp_stage(spec: SamplingSpec, sampler: Role, scorer: Role) -> Stage:
-    return Stage(SAMPLE_LOGPS, scorer, {"sampling": spec.identity(), "sampler": sampler.key,
-                                        "rule": SCORING_RULE_VERSION})
+def logp_stage(spec: SamplingSpec, sampler: Role, scorer: Role, seed: int) -> Stage:
+    """log p under `scorer` of `sampler`'s completions: keyed by whatever keys those completions."""
+    return Stage(SAMPLE_LOGPS, scorer, {"sampling": spec.identity(), "seed": seed, "sampler": sampler.key,
+                                        "samples": SAMPLES_VERSION, "rule": SCORING_RULE_VERSION})
 
 
 def question_seed(seed: int, role: Role, example_id: str, spec: SamplingSpec) -> int:
@@ -37,12 +46,13 @@ def verdict(dataset, example, completion: Completion) -> dict:
     kind = dataset.answer_kind(example)
     answer = final_answer(completion.text, kind)
     correct = answer is not None and dataset.is_correct(example, answer)
-    return {"tokens": list(completion.tokens), "text": completion.text, "end": completion.end, "answer": answer,
-            "correct": int(correct), "unparsable": int(answer is None)}
+    return {"tokens": list(completion.tokens), "text": completion.text, "end": completion.end,
+            "logp": completion.logp, "answer": answer, "correct": int(correct), "unparsable": int(answer is None)}
 
 
 def samples(view, spec: SamplingSpec, role: Role) -> list[dict]:
-    """Per question: {"id", "completions": [{tokens, text, end, answer, correct, unparsable}, ...]}."""
+    """Per question: {"id", "completions": [{tokens, text, end, logp, answer, correct, unparsable}, ...]}; `logp`
+    is log p(tokens | prompt) under the distribution the tokens were drawn from (ntkeval.sampling)."""
     def compute() -> list[dict]:
         with view.open(role) as (model, tokenizer, prefix):
             prompts = [view.fmt.prompt(e, prefix) for e in view.examples]
@@ -52,19 +62,23 @@ def samples(view, spec: SamplingSpec, role: Role) -> list[dict]:
         return [{"id": e.id, "completions": [verdict(view.dataset, e, c) for c in cs]}
                 for e, cs in zip(view.examples, drawn)]
 
-    return view.record(sample_stage(spec, role), compute)
+    return view.record(sample_stage(spec, role, view.seed), compute)
 
 
 def sample_logps(view, spec: SamplingSpec, sampler: Role, scorer: Role, drawn: list[dict],
                  batch_size: int) -> list[list[float]]:
-    """log p under `scorer` of each completion `sampler` drew (`drawn`: its samples stage), per question."""
+    """log p under `scorer` of each completion `sampler` drew (`drawn`: its samples stage), per question; for
+    scorer == sampler, the log p recorded while drawing (no forward pass)."""
+    if scorer.id == sampler.id:
+        return [[c["logp"] for c in q["completions"]] for q in drawn]
+
     def compute() -> list[list[float]]:
         with view.open(scorer) as (model, tokenizer, prefix):
             prompts = [view.fmt.prompt(e, prefix) for e in view.examples]
-            completions = [[Completion(tuple(c["tokens"]), c["text"], c["end"]) for c in q["completions"]]
+            completions = [[Completion(tuple(c["tokens"]), c["text"], c["end"], c["logp"]) for c in q["completions"]]
                            for q in drawn]
             return completion_logprobs(model, tokenizer, prompts, completions, batch_size,
                                        desc=f"scoring {sampler.name}'s samples of {view.test_skill} "
                                             f"under {scorer.name}")
 
-    return view.record(logp_stage(spec, sampler, scorer), compute)
+    return view.record(logp_stage(spec, sampler, scorer, view.seed), compute)
