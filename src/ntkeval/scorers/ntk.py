@@ -29,8 +29,8 @@ from ntkeval.errors import UserError, choices_error
 from ntkeval.kernel import paired_delta
 from ntkeval.sampling import SamplingSpec
 from ntkeval.scorers import Roles, Stage
-from ntkeval.scorers.sampled import check_seed, planned_seed, unparsable
-from ntkeval.scorers.samples import logp_stage, sample_logps, sample_stage, samples
+from ntkeval.scorers.sampled import unparsable
+from ntkeval.scorers.samples import cell_seed, logp_stage, sample_logps, sample_stage, samples
 
 ESTIMATES = ("balanced", "mirror", "importance")
 SPARSE = 1  # a question's control samples with at most this many correct ones make its importance term unreliable
@@ -45,7 +45,6 @@ class NtkScorer:
     temperature: float = 1.0   # fixed: importance weights need samples from the models themselves
     top_p: float = 1.0         # fixed, for the same reason
     batch_size: int = 16       # sequences per forward pass when scoring completions
-    seed: int | None = None    # the cell's seed (conf: ${seed}): keys the sample stages in the dry-run plan
 
     def __post_init__(self):
         self.spec = SamplingSpec(self.n, self.temperature, self.top_p, self.max_new_tokens, tuple(self.stop))
@@ -80,7 +79,7 @@ class NtkScorer:
         return any(e in ("mirror", "balanced") for e in self.estimates)
 
     def stages(self, roles: Roles) -> list[Stage]:
-        c, lr, seed = roles.control, roles.learner, planned_seed(self)
+        c, lr, seed = roles.control, roles.learner, cell_seed(roles)
         out = [sample_stage(self.spec, c, seed)]  # always: p_control and sparse_control come from them
         if self._weights_of_control_samples():
             out.append(logp_stage(self.spec, c, lr, seed))
@@ -101,7 +100,6 @@ class NtkScorer:
         return drawn, [([c["correct"] for c in q["completions"]], a, b) for q, a, b in zip(drawn, lp_l, lp_c)]
 
     def compare(self, view) -> tuple[dict, list[dict]]:
-        check_seed(self, view)
         roles = view.roles
         if not roles.has_control:
             self.validate(roles.learner.learner)

@@ -12,7 +12,7 @@ from ntkeval import estimators
 from ntkeval.kernel import paired_delta
 from ntkeval.sampling import SamplingSpec
 from ntkeval.scorers import Roles, Stage
-from ntkeval.scorers.samples import sample_stage, samples
+from ntkeval.scorers.samples import cell_seed, sample_stage, samples
 
 
 @dataclass
@@ -22,7 +22,6 @@ class SampledScorer:
     top_p: float = 1.0
     max_new_tokens: int = 16
     stop: list[str] = field(default_factory=lambda: ["\n"])
-    seed: int | None = None  # the cell's seed (conf: ${seed}): keys the sample stages in the dry-run plan
 
     def __post_init__(self):
         self.spec = SamplingSpec(self.n, self.temperature, self.top_p, self.max_new_tokens, tuple(self.stop))
@@ -34,11 +33,10 @@ class SampledScorer:
         """Every learner can be sampled."""
 
     def stages(self, roles: Roles) -> list[Stage]:
-        seed = planned_seed(self)
+        seed = cell_seed(roles)
         return [sample_stage(self.spec, r, seed) for r in roles.distinct(roles.base, roles.control, roles.learner)]
 
     def compare(self, view) -> tuple[dict, list[dict]]:
-        check_seed(self, view)
         roles = view.roles
         drawn = {r.id: samples(view, self.spec, r) for r in roles.distinct(roles.base, roles.control, roles.learner)}
         base, control, learner = (drawn[r.id] for r in (roles.base, roles.control, roles.learner))
@@ -62,22 +60,6 @@ class SampledScorer:
                      for e, al, ac, ab, d, lq, cq in zip(view.examples, acc_l, acc_c, acc_b, per_question, learner,
                                                           control)]
         return row, questions
-
-
-def planned_seed(scorer) -> int:
-    """The seed that keys a sampling scorer's stages when they are listed before any view exists (the dry-run
-    plan): the scorer's own, which the config sets to the cell's (`seed: ${seed}`)."""
-    if scorer.seed is None:
-        raise ValueError(f"{type(scorer).__name__}.stages needs the cell's seed to key its samples: construct it "
-                         "with seed=<the cell's seed> (conf/scorer sets seed: ${seed})")
-    return scorer.seed
-
-
-def check_seed(scorer, view) -> None:
-    """Samples are drawn from streams seeded by the view's (the cell's) seed; a scorer configured with another one
-    would plan stages the cell never computes."""
-    if scorer.seed is not None and scorer.seed != view.seed:
-        raise ValueError(f"scorer seed {scorer.seed} differs from the cell's seed {view.seed}")
 
 
 def unparsable(rows: list[dict]) -> float:

@@ -14,7 +14,7 @@ from ntkeval.answer_parser import final_answer
 from ntkeval.cache import stable_hash
 from ntkeval.data.answers import EQUIVALENCE_VERSION
 from ntkeval.sampling import Completion, SamplingSpec, completion_logprobs, draw_all
-from ntkeval.scorers import Role, Stage
+from ntkeval.scorers import Role, Roles, Stage
 from ntkeval.scoring import SCORING_RULE_VERSION
 
 SAMPLES = "samples"
@@ -25,7 +25,8 @@ SAMPLES_VERSION = 2  # bump when what a samples entry holds changes (2: the log 
 
 def sample_stage(spec: SamplingSpec, role: Role, seed: int) -> Stage:
     """The samples of one role. `seed` is the cell's: it seeds every question's stream (question_seed), and the
-    untouched model's role key (None) does not hold it, so it must key the stage itself."""
+    untouched model's role key (None) does not hold it (nor need the data set's seed equal it), so it must key the
+    stage itself."""
     return Stage(SAMPLES, role, {"sampling": spec.identity(), "seed": seed, "parser": PARSER_VERSION,
                                  "equivalence": EQUIVALENCE_VERSION, "version": SAMPLES_VERSION})
 
@@ -34,6 +35,16 @@ def logp_stage(spec: SamplingSpec, sampler: Role, scorer: Role, seed: int) -> St
     """log p under `scorer` of `sampler`'s completions: keyed by whatever keys those completions."""
     return Stage(SAMPLE_LOGPS, scorer, {"sampling": spec.identity(), "seed": seed, "sampler": sampler.key,
                                         "samples": SAMPLES_VERSION, "rule": SCORING_RULE_VERSION})
+
+
+def cell_seed(roles: Roles) -> int:
+    """The cell's seed, for listing a scorer's stages before any view exists (the dry-run plan): the seed in the
+    learner's key (Learner.key(train_skill, seed) records the seed it adapts with, which is the cell's)."""
+    for role in (roles.learner, roles.control):
+        if isinstance(role.key, dict) and isinstance(role.key.get("seed"), int):
+            return role.key["seed"]
+    raise ValueError("cannot key sample stages: no role's key holds the cell's seed (a learner's key must record "
+                     "the seed it adapts with)")
 
 
 def question_seed(seed: int, role: Role, example_id: str, spec: SamplingSpec) -> int:
