@@ -187,8 +187,9 @@ def test_ntk_cell_reports_every_estimate_with_its_standard_error_and_reuses_its_
             assert math.isfinite(row[f"delta_{name}"]) and row[f"se_{name}"] >= 0
         assert row["delta"] == row["delta_balanced"] and row["estimate"] == "balanced"  # the head estimate
         assert 0 <= row["p_control"] <= 1 and 0 <= row["unparsable_control"] <= 1
-    # per test skill: samples and two scorings for each of control and learner
-    assert first["cache"]["misses"] == {"samples": 4, "sample-logps": 8}
+    # per test skill, for each of control and learner: its samples (with the log p they were drawn with) and their
+    # scoring under the other model
+    assert first["cache"]["misses"] == {"samples": 4, "sample-logps": 4}
     again = run_cell(make_cell(tmp_path, icl_skill(), tmp_path / "c", scorer=NtkScorer(n=4, max_new_tokens=3)),
                      NullTracker())
     assert again["tests"] == first["tests"] and again["cache"]["misses"] == {}

@@ -72,7 +72,8 @@ def write_job(sweep: Path, num: int, learner: str, train: str, result: dict | No
 
 def cell_result(learner: str, train: str, tests: list[str], status: str = "done", error: str | None = None) -> dict:
     cell = {"cell_id": f"id-{learner}-{train}", "model": "smollm2", "learner": learner, "control": "icl-standard",
-            "dataset": "arith", "train_skill": train, "seed": 0, "code_version": "0.1.0+gabc123"}
+            "dataset": "arith", "train_skill": train, "seed": 0, "scorer": "exact", "estimate": None,
+            "config_id": "cfg0", "code_version": "0.1.0+gabc123"}
     rows = [square(train, t, learner) for t in tests] if status == "done" else []
     return {"status": status, "cell": cell, "tests": rows, "error": error, "log": f"logs/{learner}-{train}.log"}
 
@@ -107,16 +108,18 @@ def test_kernel_csv_rows_columns_and_values(sweep: Path, tmp_path: Path):
     results = load_results(sweep)
     assert [r["status"] for r in results] == ["done"] * 5 + ["failed"]
     columns, rows = read_csv(write_kernel_csv(results, tmp_path / "k.csv"))
-    assert columns == ["model", "learner", "dataset", "train_skill", "test_skill", "n",
-                       "p_learner", "p_control", "delta", "ci_low", "ci_high"] == KERNEL_COLUMNS
+    assert columns == ["model", "learner", "dataset", "scorer", "estimate", "config_id", "seed", "train_skill",
+                       "test_skill", "n", "p_learner", "p_control", "p_base", "delta", "ci_low", "ci_high"] \
+        == KERNEL_COLUMNS
     expected = [("icl-skill", tr, te) for tr in sorted(TRAINS) for te in TESTS
                 if not (tr == "sub/question" and te == "mul/question")]
     expected += [("tune-skill", "add/question", te) for te in TESTS]
     assert [(r["learner"], r["train_skill"], r["test_skill"]) for r in rows] == expected
-    assert {(r["model"], r["dataset"], r["n"]) for r in rows} == {("smollm2", "arith", "16")}
+    assert {(r["model"], r["dataset"], r["n"], r["scorer"], r["estimate"], r["config_id"], r["seed"])
+            for r in rows} == {("smollm2", "arith", "16", "exact", "", "cfg0", "0")}
     for row in rows:  # values round-trip exactly from result.json
         want = square(row["train_skill"], row["test_skill"], row["learner"])
-        assert [float(row[k]) for k in KERNEL_COLUMNS[6:]] == [want[k] for k in KERNEL_COLUMNS[6:]]
+        assert [float(row[k]) for k in KERNEL_COLUMNS[9:]] == [want[k] for k in KERNEL_COLUMNS[9:]]
 
 
 def test_kernel_tables_order_and_gaps(sweep: Path):
@@ -133,7 +136,8 @@ def test_kernel_tables_order_and_gaps(sweep: Path):
 
 def test_heatmap_files_are_pngs(sweep: Path, tmp_path: Path):
     paths = plot_kernels(load_results(sweep), tmp_path / "figs")
-    assert [p.name for p in paths] == ["kernel_smollm2_icl-skill_arith.png", "kernel_smollm2_tune-skill_arith.png"]
+    assert [p.name for p in paths] == ["kernel_smollm2_icl-skill_arith_exact_cfg0_seed0.png",
+                                       "kernel_smollm2_tune-skill_arith_exact_cfg0_seed0.png"]
     for path in paths:
         assert path.read_bytes()[:8] == PNG_MAGIC
         height, width, _ = matplotlib.image.imread(path).shape
@@ -159,14 +163,14 @@ def test_main_writes_report_and_exits_1_on_problems(sweep: Path, capsys):
     out = capsys.readouterr().out
     report = sweep / "report"
     assert (report / "kernel.csv").is_file()
-    assert sorted(p.name for p in report.glob("*.png")) == ["kernel_smollm2_icl-skill_arith.png",
-                                                           "kernel_smollm2_tune-skill_arith.png"]
+    assert sorted(p.name for p in report.glob("*.png")) == ["kernel_smollm2_icl-skill_arith_exact_cfg0_seed0.png",
+                                                           "kernel_smollm2_tune-skill_arith_exact_cfg0_seed0.png"]
     problems = (report / "problems.txt").read_text().splitlines()
     assert problems[0] == "5 cells done, 1 failed, 1 incomplete, 1 missing"
     assert [line.split()[0] for line in problems[1:]] == ["failed", "incomplete", "missing"]
     assert "5 cells done, 1 failed, 1 incomplete, 1 missing" in out
     assert "+0.11 [+0.06,+0.16]*" in out  # icl-skill add->add in the text matrix
-    assert "smollm2 · icl-skill vs icl-standard · arith" in out
+    assert "smollm2 · icl-skill vs icl-standard · arith · exact · config cfg0 · seed 0" in out
     # a second run with --out writes elsewhere and reads no report files as results
     assert main([str(sweep), "--out", str(sweep / "again")]) == 1
     assert (sweep / "again" / "kernel.csv").read_text() == (report / "kernel.csv").read_text()
@@ -204,3 +208,62 @@ def test_console_script_exit_code(tmp_path: Path):
     proc = subprocess.run(command + [str(tmp_path / "nope")], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"ntkeval-report: no such sweep dir: {tmp_path / 'nope'}"]
+
+
+def identity_sweep(root: Path, name: str, cells: list[tuple[dict, list[float]]]) -> Path:
+    """A sweep dir of done add/question -> add/question cells; each cell's overrides and per-question deltas."""
+    sweep = root / name
+    for num, (overrides, deltas) in enumerate(cells):
+        cell = {"cell_id": f"id{num}", "model": "tiny", "learner": "icl-skill", "control": "icl-standard",
+                "dataset": "arith", "train_skill": "add/question", "seed": 0, "scorer": "exact", "estimate": None,
+                "config_id": "cfgA", **overrides}
+        mean = sum(deltas) / len(deltas)
+        row = {"test_skill": "add/question", "n": len(deltas), "p_learner": 0.5 + mean, "p_control": 0.5,
+               "p_base": 0.4, "delta": mean, "ci_low": mean - 0.1, "ci_high": mean + 0.1}
+        job = sweep / str(num)
+        job.mkdir(parents=True)
+        (job / "result.json").write_text(json.dumps({"status": "done", "cell": cell, "tests": [row]}))
+        (job / "questions.jsonl").write_text("".join(json.dumps(
+            {"id": f"add/question/test/{i}", "test_skill": "add/question", "p_learner": 0.5 + d, "p_control": 0.5,
+             "delta": d}) + "\n" for i, d in enumerate(deltas)))
+    return sweep
+
+
+def test_rows_that_differ_in_seed_scorer_or_config_are_never_merged(tmp_path: Path):
+    sweep = identity_sweep(tmp_path, "s", [({"seed": 0}, [0.1, 0.3]), ({"seed": 1}, [0.2, 0.2]),
+                                           ({"scorer": "ntk", "estimate": "balanced"}, [0.0, 0.1]),
+                                           ({"config_id": "cfgB"}, [0.5, 0.5])])
+    results = load_results(sweep)
+    tables = kernel_tables(results)
+    assert len(tables) == 4 and all(len(t.entries) == 1 for t in tables)
+    deltas = sorted(t.entries[("add/question", "add/question")]["delta"] for t in tables)
+    assert deltas == pytest.approx([0.05, 0.2, 0.2, 0.5])
+    _, rows = read_csv(write_kernel_csv(results, tmp_path / "k.csv"))
+    assert sorted((r["seed"], r["scorer"], r["estimate"], r["config_id"]) for r in rows) == [
+        ("0", "exact", "", "cfgA"), ("0", "exact", "", "cfgB"), ("0", "ntk", "balanced", "cfgA"),
+        ("1", "exact", "", "cfgA")]
+
+
+def test_cells_differing_only_in_seed_are_pooled_over_seeds_and_questions(tmp_path: Path, capsys):
+    sweep = identity_sweep(tmp_path, "s", [({"seed": 0}, [0.1, 0.3, 0.2]), ({"seed": 1}, [0.2, 0.4, 0.3]),
+                                           ({"seed": 2}, [0.0, 0.2, 0.1]), ({"config_id": "cfgB"}, [0.9, 0.9, 0.9])])
+    assert main([str(sweep)]) == 0
+    _, pooled = read_csv(sweep / "report" / "kernel_pooled.csv")
+    (row,) = pooled  # cfgB has one seed: nothing to pool
+    assert (row["config_id"], row["seed"], row["seeds"], row["n_seeds"], row["n"]) == ("cfgA", "pooled", "0 1 2",
+                                                                                        "3", "9")
+    assert float(row["delta"]) == pytest.approx(0.2)  # equal questions per seed: the mean of the seed means
+    assert float(row["ci_low"]) < 0.2 < float(row["ci_high"])
+    assert "seeds pooled" in capsys.readouterr().out
+    assert (sweep / "report" / "kernel_tiny_icl-skill_arith_exact_cfgA_seedpooled.png").is_file()
+
+
+def test_the_same_identity_in_two_sweep_dirs_is_an_error_naming_both(tmp_path: Path, capsys):
+    first = identity_sweep(tmp_path, "a", [({"seed": 0}, [0.1, 0.3])])
+    second = identity_sweep(tmp_path, "b", [({"seed": 1}, [0.2, 0.2]), ({"seed": 0}, [0.0, 0.0])])
+    assert main([str(first), str(second)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(first / "0" / "result.json") in err[0] and str(second / "1" / "result.json") in err[0]
+    third = identity_sweep(tmp_path, "c", [({"seed": 1}, [0.2, 0.2])])
+    assert main([str(first), str(third)]) == 0  # different seeds gather into one report, pooled
+    assert (first / "report" / "kernel_pooled.csv").is_file()

@@ -42,8 +42,9 @@ def run(cfg: DictConfig) -> dict:
         log.info("cell %s already done in %s: nothing recomputed", cell.cell_id(), out_dir)
         return finished
     tracker = build_logger(cfg).start(run_id=cell.cell_id(), name=f"{cell.model.name}|{cell.learner.name}|"
-                                      f"{cell.train_skill}", group=group, job_type=cell.learner.name,
-                                      config=cell.config, dir=str(out_dir))
+                                      f"{cell.train_skill}|seed{cell.seed}", group=group,
+                                      job_type=cell.learner.name, config={**cell.config, "identity": cell.identity()},
+                                      dir=str(out_dir))
     log_file = out_dir / f"{hc.job.name}.log"
     try:
         result = run_cell(cell, tracker)

@@ -1,4 +1,5 @@
-"""Kernel matrices gathered from cell results: one table per (model, learner, dataset), train rows by test columns.
+"""Kernel matrices gathered from cell results: one table per result identity (model, learner, dataset, scorer,
+estimate, config_id, seed), train rows by test columns. Rows that differ in any of these are never merged.
 
 Shared by the heatmaps and the plain-text summary of `ntkeval-report`, so both show the same rows in the same order.
 """
@@ -10,12 +11,19 @@ import re
 from dataclasses import dataclass, field
 
 
+# What a kernel entry's numbers depend on besides its (train, test) pair; a table holds one value of each.
+TABLE_IDENTITY = ("model", "learner", "dataset", "scorer", "estimate", "config_id", "seed")
+
+
 @dataclass
 class KernelTable:
     model: str
     learner: str
     dataset: str
-    seed: int | None                    # set only when the results hold several seeds, so their tables stay apart
+    scorer: str | None = None
+    estimate: str | None = None          # the ntk scorer's head estimate; None for the others
+    config_id: str | None = None         # hash of every result-affecting setting (tuning, LoRA, prompt, data, scorer)
+    seed: int | str | None = None        # an int, or "pooled" for the seed-pooled kernel
     controls: list[str] = field(default_factory=list)
     train_skills: list[str] = field(default_factory=list)
     test_skills: list[str] = field(default_factory=list)
@@ -23,16 +31,24 @@ class KernelTable:
     failed: set[str] = field(default_factory=set)  # train skills whose cell failed and has no done rerun
 
     def title(self) -> str:
-        seed = "" if self.seed is None else f" · seed {self.seed}"
-        return f"{self.model} · {self.learner} vs {'/'.join(self.controls) or '?'} · {self.dataset}{seed}"
+        scorer = f" · {self.scorer}" + (f" ({self.estimate})" if self.estimate else "") if self.scorer else ""
+        config = f" · config {self.config_id}" if self.config_id else ""
+        seed = "" if self.seed is None else (" · seeds pooled" if self.seed == "pooled" else f" · seed {self.seed}")
+        return f"{self.model} · {self.learner} vs {'/'.join(self.controls) or '?'} · {self.dataset}{scorer}{config}{seed}"
 
     def file_stem(self) -> str:
-        parts = [self.model, self.learner, self.dataset] + ([] if self.seed is None else [f"seed{self.seed}"])
+        parts = [self.model, self.learner, self.dataset, self.scorer, self.estimate, self.config_id]
+        parts = [p for p in parts if p] + ([] if self.seed is None else [f"seed{self.seed}"])
         return "kernel_" + "_".join(safe_name(p) for p in parts)
 
     def gap_label(self, train: str) -> str:
         """What an empty square stands for: the cell failed, or nothing was found for it."""
         return "failed" if train in self.failed else "missing"
+
+
+def table_key(cell: dict) -> tuple:
+    """The identity of the table a cell's rows belong to (None for what an older result does not record)."""
+    return tuple(cell.get(k) for k in TABLE_IDENTITY)
 
 
 def safe_name(text: str) -> str:
@@ -61,14 +77,12 @@ def _order_rows(trains: list[str], tests: list[str]) -> list[str]:
 
 
 def kernel_tables(results: list[dict]) -> list[KernelTable]:
-    """Group results into tables; rows/columns keep the order the cells listed (results are in job order)."""
-    several_seeds = len({(r.get("cell") or {}).get("seed") for r in results}) > 1
+    """Group results into tables, one per identity; rows/columns keep the order the cells listed (job order)."""
     tables: dict[tuple, KernelTable] = {}
     for result in results:
         cell = result.get("cell") or {}
-        seed = cell.get("seed") if several_seeds else None
-        key = tuple(str(cell.get(k)) for k in ("model", "learner", "dataset")) + (str(seed),)
-        table = tables.setdefault(key, KernelTable(*key[:3], seed=seed))
+        key = table_key(cell)
+        table = tables.setdefault(key, KernelTable(*(None if v is None else v for v in key)))
         train = str(cell.get("train_skill"))
         _add_unique(table.train_skills, train)
         _add_unique(table.controls, str(cell.get("control")))
@@ -83,7 +97,7 @@ def kernel_tables(results: list[dict]) -> list[KernelTable]:
             table.entries[(train, test)] = row  # a later rerun of the same cell replaces the earlier one
     for table in tables.values():
         table.train_skills = _order_rows(table.train_skills, table.test_skills)
-    return [tables[k] for k in sorted(tables)]
+    return [tables[k] for k in sorted(tables, key=lambda k: tuple(str(v) for v in k))]
 
 
 def format_entry(row: dict | None, gap: str) -> str:
