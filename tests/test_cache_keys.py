@@ -237,3 +237,21 @@ def test_the_check_catches_a_setting_left_out_of_the_keys(compose_config, tmp_pa
     misses, _ = check_option(compose_config, "learner", "tune-skill", tmp_path)
     assert any("learner.lora.r=" in m and "cell id" in m for m in misses), misses
     assert any("learner.lora.r=" in m and "stage key" in m for m in misses), misses
+
+
+@pytest.mark.parametrize("scorer", ["sampled", "ntk"])
+def test_the_seed_keys_every_sampled_stage_even_with_the_data_set_seed_pinned(compose_config, tmp_path, scorer):
+    """Completions are drawn from streams seeded by the cell's seed: with dataset.seed fixed, the untouched model's
+    (and every other role's) samples under another seed must not come back from the cache."""
+    def sample_keys(seed: int) -> dict[str, str]:
+        cfg = compose_config(f"scorer={scorer}", "learner=icl-skill", "dataset.seed=0", f"seed={seed}",
+                             "pair.test=[add/question]")
+        with open_dict(cfg):
+            del cfg["hydra"]
+        cell = build_cell(cfg, tmp_path / "out")
+        return {f"{s.kind}:{s.role.name}": stable_hash([s.kind, cell.stage_parts(s, "add/question")])
+                for s in cell.scorer.stages(cell.roles()) if s.kind == "samples"}
+
+    first, second = sample_keys(0), sample_keys(1)
+    assert first.keys() == second.keys() and len(first) >= 2
+    assert all(first[k] != second[k] for k in first), (first, second)
