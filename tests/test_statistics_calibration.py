@@ -3,14 +3,21 @@
 Kernel-entry intervals (ntkeval.kernel) are checked on the shapes launch/coverage.py tables (loaded from there, so
 the table and the tests cannot drift apart). Each check that a method covers comes with one showing that the
 simulation can tell: the method it replaced fails on the same draws.
+
+The deep-versus-surface verdict (ntkeval.structure) is checked on simulated kernels K = r + c + e whose train-skill
+effects r carry a train-format part and whose test-skill effects c carry a test-domain (or test-operation) part,
+the confound that made raw contrasts read as structure, with KhanSkill's unequal domain sizes and the paper's
+6 x 4 arithmetic grid; then with within-group transfer beta planted on top, in units of the noise sd.
 """
 
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ntkeval.kernel import mean_interval
+from ntkeval.structure import contrast_of, layout_of, skill_jackknife, structure_stats, two_way_fit, verdict_text
 
 REPO = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("coverage_script", REPO / "launch" / "coverage.py")
@@ -67,3 +74,129 @@ def test_a_two_stage_bootstrap_over_two_seeds_undercovers():
     draw, truth = COVERAGE.SEEDED["dense, seed sd 0.15"]
     cov, _ = COVERAGE.coverage(COVERAGE.two_stage_bootstrap(1000), lambda rng: draw(rng, 2, 16), truth, 200, 3)
     assert cov < 0.85
+
+
+NOISE = 0.02  # sd of a kernel entry around r + c (+ beta): question sampling and adaptation noise
+
+
+def domains(*sizes):
+    return [f"d{d}/s{i}" for d, k in enumerate(sizes) for i in range(k)], "khanskill"
+
+
+def grid(ops, formats):
+    return [f"o{o}/f{f}" for o in range(ops) for f in range(formats)], "arith"
+
+
+LAYOUTS = {"domains 1,2,5": domains(1, 2, 5), "domains 2,3,9": domains(2, 3, 9),
+           "khanskill-cpu 2,2,2": domains(2, 2, 2), "arith 4x2": grid(4, 2), "arith 6x4": grid(6, 4)}
+
+
+def null_kernel(skills, rng):
+    """r[i] + c[j] + noise: each skill's own effects plus a train-format part in r and a test-group part in c."""
+    groups = [s.split("/")[0] for s in skills]
+    surfaces = [s.split("/")[1] for s in skills]
+    by_group = {g: rng.normal(0, 0.1) for g in groups}
+    by_surface = {f: rng.normal(0, 0.1) for f in surfaces}
+    r = rng.normal(0, 0.05, len(skills)) + np.array([by_surface[f] for f in surfaces])
+    c = rng.normal(0, 0.05, len(skills)) + np.array([by_group[g] for g in groups])
+    kernel = r[:, None] + c[None, :] + rng.normal(0, NOISE, (len(skills), len(skills)))
+    np.fill_diagonal(kernel, np.nan)
+    return kernel
+
+
+def same_group(skills):
+    groups = [s.split("/")[0] for s in skills]
+    return np.array([[a == b for b in groups] for a in groups], dtype=float)
+
+
+def planted_kernel(skills, rng, beta, tau=0.0):
+    """The null plus within-group transfer beta + u[i] for pairs sharing the operation (or domain), u ~ N(0, tau)."""
+    return null_kernel(skills, rng) + (beta + rng.normal(0, tau, len(skills)))[:, None] * same_group(skills)
+
+
+def verdicts(name, kernel_of, reps, permutations=200):
+    skills, dataset = LAYOUTS[name]
+    out = []
+    for rep in range(reps):
+        stats = contrast_of(kernel_of(skills, np.random.default_rng(rep)), skills, dataset, seed=rep,
+                            permutations=permutations)
+        out.append((verdict_text("m l", dataset, stats), stats))
+    return out
+
+
+@pytest.mark.parametrize("name,reps", [("domains 1,2,5", 200), ("domains 2,3,9", 200), ("arith 4x2", 200),
+                                       ("arith 6x4", 60)])
+def test_null_kernels_with_skill_effects_are_not_called_structured(name, reps):
+    runs = verdicts(name, null_kernel, reps)
+    claims = sum("learning follows" in v for v, _ in runs) / reps
+    assert claims <= 0.10
+    raw = np.mean([abs(s["raw_diff"]) for _, s in runs])
+    adjusted = np.mean([abs(s["diff"]) for _, s in runs])
+    if name.startswith("domains"):  # unequal domains: the raw contrast carries the planted skill effects
+        assert raw > 2 * adjusted
+    else:  # a full grid is balanced (every row and column holds as many A and B pairs), so raw was fair there
+        assert raw == pytest.approx(adjusted)
+
+
+def test_a_failed_cell_unbalances_a_grid_and_the_null_still_holds():
+    # one train skill's row missing: its column's A and B pairs no longer balance, and raw contrasts drift
+    def kernel(skills, rng):
+        k = null_kernel(skills, rng)
+        k[0, :] = np.nan
+        return k
+    runs = verdicts("arith 4x2", kernel, 200)
+    assert sum("learning follows" in v for v, _ in runs) / 200 <= 0.10
+
+
+def test_six_skills_in_three_domains_are_always_inconclusive():
+    for verdict, stats in verdicts("khanskill-cpu 2,2,2", lambda s, rng: planted_kernel(s, rng, 10 * NOISE), 50):
+        assert stats["min_p"] == pytest.approx(1 / 15)
+        assert "inconclusive: 6 skills cannot reach p < 0.05 (smallest attainable p = 0.0667)" in verdict
+
+
+@pytest.mark.parametrize("name,beta,reps", [("domains 1,2,5", 2 * NOISE, 100), ("domains 2,3,9", NOISE, 100),
+                                            ("arith 4x2", 2 * NOISE, 100), ("arith 6x4", NOISE, 30)])
+def test_within_group_transfer_is_detected(name, beta, reps):
+    runs = verdicts(name, lambda s, rng: planted_kernel(s, rng, beta), reps)
+    deep = "the operation (deep)" if LAYOUTS[name][1] == "arith" else "the domain (deep)"
+    assert sum(f"learning follows {deep}" in v for v, _ in runs) / reps >= 0.80
+
+
+@pytest.mark.parametrize("name,reps", [("domains 1,2,5", 200), ("arith 4x2", 200), ("arith 6x4", 40)])
+def test_skill_interval_covers_the_mean_transfer(name, reps):
+    # each train skill transfers beta + u[i] within its group; the interval over skills is for beta
+    skills, dataset = LAYOUTS[name]
+    layout = layout_of(skills, dataset)
+    hits = 0
+    for rep in range(reps):
+        low, high = skill_jackknife(planted_kernel(skills, np.random.default_rng(rep), 0.05, tau=NOISE), layout)
+        hits += bool(low <= 0.05 <= high)
+    assert hits / reps >= 0.93
+
+
+def per_question_sweep(skills, dataset, m, rng, rate=0.25):
+    """Kernel rows and per-question deltas with sparse gains: a question of test skill j can be unlocked (chance
+    `rate`, the same for every train skill) and then gains mu[i, j] / rate * U(0.5, 1.5), so its mean is mu."""
+    n = len(skills)
+    mu = 0.03 + 0.02 * rng.random((n, 1)) + 0.02 * rng.random((1, n)) + 0.08 * same_group(skills)
+    unlockable = rng.random((n, m)) < rate
+    rows, questions = [], []
+    for i, train in enumerate(skills):
+        for j, test in enumerate(skills):
+            d = unlockable[j] * mu[i, j] / rate * rng.uniform(0.5, 1.5, m)
+            key = {"model": "m", "learner": "l", "dataset": dataset, "train_skill": train, "test_skill": test}
+            rows.append({**key, "delta": d.mean()})
+            questions += [{**key, "id": q, "delta": d[q]} for q in range(m)]
+    np.fill_diagonal(mu, np.nan)
+    return rows, questions, two_way_fit(mu, layout_of(skills, dataset)).diff
+
+
+@pytest.mark.parametrize("layout", [grid(2, 2), grid(3, 2), domains(1, 2, 5)])
+def test_question_interval_covers_with_skills_fixed(layout):
+    skills, dataset = layout
+    hits = 0
+    for rep in range(200):
+        rows, questions, truth = per_question_sweep(skills, dataset, 16, np.random.default_rng(rep))
+        (c,) = structure_stats(rows, questions=questions, permutations=20)
+        hits += bool(c.q_ci_low <= truth <= c.q_ci_high)
+    assert hits / 200 >= 0.93
