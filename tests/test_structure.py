@@ -103,6 +103,14 @@ def test_missing_entries_are_fitted_around():
     assert c.n_pairs_a == 2 + 1 * 2 + 3 * 2 - 1 * 1  # d0: 2, d1: d1/s1 -> d1/s0 only, d2: 6
 
 
+def test_unreadable_deltas_are_missing_entries():
+    rows = rows_for(domains(2, 2, 3), lambda a, b: 0.2 * same(0)(a, b), "khanskill")
+    rows[1]["delta"], rows[2]["delta"] = None, float("nan")  # a test row with no delta, one that failed
+    (c,) = structure_stats(rows, permutations=100)
+    assert c.n_pairs_a + c.n_pairs_b == 7 * 6 - 2
+    assert c.diff == pytest.approx(0.2, abs=0.02)
+
+
 def test_too_few_skills_are_inconclusive_and_report_the_question_level_contrast():
     skills = grid(2, 2)
     rows = rows_for(skills, lambda a, b: 0.25 * same(0)(a, b), noise=0.02)

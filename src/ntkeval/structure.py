@@ -455,10 +455,12 @@ def structure_stats(rows: list[dict], questions: list[dict] | None = None, seed:
     """
     tables: dict[tuple, dict[tuple[str, str], float]] = defaultdict(dict)
     for r in rows:
-        tables[_identity(r)][(r["train_skill"], r["test_skill"])] = float(r["delta"])
+        pair = tables[_identity(r)]
+        pair[(r["train_skill"], r["test_skill"])] = _number(r.get("delta"))  # NaN: a missing entry
     per_question: dict[tuple, dict[tuple[str, str], dict]] = defaultdict(lambda: defaultdict(dict))
     for q in questions or []:
-        per_question[_identity(q)][(q["train_skill"], q["test_skill"])][q["id"]] = float(q["delta"])
+        if math.isfinite(_number(q.get("delta"))):
+            per_question[_identity(q)][(q["train_skill"], q["test_skill"])][q["id"]] = float(q["delta"])
     out = []
     for identity, pairs in tables.items():
         skills = list(dict.fromkeys([t for _, t in pairs] + [t for t, _ in pairs]))
@@ -475,3 +477,12 @@ def structure_stats(rows: list[dict], questions: list[dict] | None = None, seed:
 
 def _identity(row: dict) -> tuple:
     return tuple(row.get(k) for k in IDENTITY)
+
+
+def _number(value) -> float:
+    """A delta as a float; anything that is not a finite number (None, "", NaN) becomes NaN, a missing entry."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return number if math.isfinite(number) else math.nan
