@@ -24,9 +24,9 @@ completion must equal its teacher-forced log p, and the same draws give p(parsed
 usual target, for comparison.
 
 Writes efficiency.csv (per test skill, estimator and size: mean, bias, RMSE, spread, reported standard error,
-power with its Wilson interval, and the closed-form sd and normal-approximation power), validation.csv, summary.md
-(samples needed with an interval, RMSE at a few sizes) and efficiency.png (RMSE and power against samples), and
-prints the summary. Stages go through the cell's stage cache (cache_dir): tunings, exact scores and draws are reused.
+power with its Wilson interval, coverage of the reported interval, the closed-form sd and normal-approximation
+power), validation.csv, summary.md (samples needed with an interval and the coverage there, exact RMSE at a few
+sizes) and efficiency.png (RMSE and power against samples), and prints the summary. Stages go through the cell's stage cache (cache_dir): tunings, exact scores and draws are reused.
 """
 
 from __future__ import annotations
@@ -144,9 +144,11 @@ def measure(args) -> tuple[list[dict], list[dict], list[dict]]:
                         "ci": (exact["ci_low"], exact["ci_high"])})
         for name in ESTIMATORS:
             own = {r["n"]: r for r in rows if r["estimator"] == name}
+            fewest = needed[name][0]
             summary.append({"test_skill": view.test_skill, "estimator": name, "needed": needed[name],
+                            "coverage": own[fewest]["coverage"] if fewest is not None else None,
                             "normal": normal_samples_needed(questions, name, args.power, args.confidence),
-                            "rmse": {n: own[n]["rmse"] for n in RMSE_AT if n in own}})
+                            "rmse": {n: own[n]["sd_exact"] for n in RMSE_AT if n in own}})
         if abs(exact_delta(questions) - exact["delta"]) > 1e-12:
             raise RuntimeError("the simulated estimators' reference differs from the exact scorer's delta")
         if args.draws:
@@ -171,22 +173,29 @@ def summary_text(args, summary: list[dict], validation: list[dict]) -> str:
              f"Samples needed: fewest samples per question and model at which at least {args.power:.0%} of the "
              f"replications detect the delta (estimate > {z:.2f} reported standard errors from zero, with its sign; "
              f"confidence {args.confidence}); in brackets the sizes where the power's 95% Wilson interval first "
-             "reaches that power and where it lies wholly above it; 'normal' is the normal-approximation "
-             "prediction from the exact standard deviation. Importance and mirror draw from one model, accuracy "
-             "difference and balanced from both (twice the completions at the same n).", ""]
-    head = ("| test skill | estimator | samples needed [interval] | normal | "
+             "reaches that power and where it lies wholly above it (sizes step by about sqrt 2). Coverage: how "
+             f"often estimate +- {z:.2f} se contains the exact delta at that size (nominal {args.confidence}); well "
+             "below it, the estimator's standard error is over-confident (rare, huge weights that a typical draw "
+             "never sees) and its detections are not to be trusted. 'normal': the samples the normal "
+             "approximation predicts from the exact standard deviation. RMSE: exact (the estimators are unbiased, "
+             "so it is their standard deviation, in closed form). Importance and mirror draw from one model, "
+             "accuracy difference and balanced from both (twice the completions at the same n). Only the Monte "
+             "Carlo error of the fixed questions is studied: the spread over questions (the exact delta's "
+             "interval) does not shrink with samples.", ""]
+    head = ("| test skill | estimator | samples needed [interval] | coverage there | normal | "
             + " | ".join(f"RMSE n={n}" for n in rmse_sizes) + " |")
-    lines += [head, "|" + "---|" * (4 + len(rmse_sizes))]
+    lines += [head, "|" + "---|" * (5 + len(rmse_sizes))]
     for s in summary:
         if s["estimator"] == "exact":
             lines.append(f"| {s['test_skill']} | exact: delta {s['delta']:+.4g} [{s['ci'][0]:+.4g}, "
                          f"{s['ci'][1]:+.4g}], p_control {s['p_control']:.4g}, p_learner {s['p_learner']:.4g} | 0 "
-                         "| | " + " | ".join("0" for _ in rmse_sizes) + " |")
+                         "| | | " + " | ".join("0" for _ in rmse_sizes) + " |")
             continue
         fewest, low, high = s["needed"]
         normal = "inf" if math.isinf(s["normal"]) else f"{max(2, math.ceil(s['normal']))}"
+        coverage = "" if s["coverage"] is None else f"{s['coverage']:.2f}"
         lines.append(f"| {s['test_skill']} | {s['estimator']} | {_needed_text(fewest, args.n_max)} "
-                     f"[{_needed_text(low, args.n_max)}, {_needed_text(high, args.n_max)}] | {normal} | "
+                     f"[{_needed_text(low, args.n_max)}, {_needed_text(high, args.n_max)}] | {coverage} | {normal} | "
                      + " | ".join(f"{s['rmse'][n]:.3g}" for n in rmse_sizes) + " |")
     if validation:
         lines += ["", "Real-draw validation: completions that are exactly canonical, against the teacher-forced "
@@ -216,33 +225,37 @@ def write(args, table: list[dict], summary: list[dict], validation: list[dict]) 
     text = summary_text(args, summary, validation)
     (args.out / "summary.md").write_text(text)
     skills = list(dict.fromkeys(r["test_skill"] for r in table))
-    fig = Figure(figsize=(5.5 * len(skills), 8))
+    fig = Figure(figsize=(5.5 * len(skills), 11))
     FigureCanvasAgg(fig)
     for k, skill in enumerate(skills):
         delta = next(s["delta"] for s in summary if s["test_skill"] == skill and s["estimator"] == "exact")
-        top = fig.add_subplot(2, len(skills), k + 1)
-        bottom = fig.add_subplot(2, len(skills), len(skills) + k + 1)
+        top, middle, bottom = (fig.add_subplot(3, len(skills), row * len(skills) + k + 1) for row in range(3))
         for i, name in enumerate(ESTIMATORS):
             rows = [r for r in table if r["test_skill"] == skill and r["estimator"] == name]
             ns = [r["n"] for r in rows]
             colour = f"C{i}"
-            top.plot(ns, [max(r["rmse"], 1e-9) for r in rows], marker="o", markersize=3, color=colour, label=name)
-            top.plot(ns, [max(r["sd_exact"], 1e-9) for r in rows], color=colour, linestyle=":", linewidth=1)
-            bottom.plot(ns, [r["power"] for r in rows], marker="o", markersize=3, color=colour, label=name)
-            bottom.fill_between(ns, [r["power_low"] for r in rows], [r["power_high"] for r in rows], color=colour,
+            top.plot(ns, [max(r["sd_exact"], 1e-9) for r in rows], color=colour, label=name)
+            top.plot(ns, [max(r["rmse"], 1e-9) for r in rows], color=colour, marker="o", markersize=3,
+                     linestyle="none")
+            middle.plot(ns, [r["power"] for r in rows], marker="o", markersize=3, color=colour, label=name)
+            middle.fill_between(ns, [r["power_low"] for r in rows], [r["power_high"] for r in rows], color=colour,
                                 alpha=0.15)
+            bottom.plot(ns, [r["coverage"] for r in rows], marker="o", markersize=3, color=colour, label=name)
         top.axhline(abs(delta) / z_value(args.confidence), color="grey", linestyle="--",
                     label=f"|delta| / z (exact delta {delta:+.4f})")
-        bottom.axhline(args.power, color="grey", linestyle="--", label=f"power {args.power:.0%}")
-        for ax in (top, bottom):
+        middle.axhline(args.power, color="grey", linestyle="--", label=f"power {args.power:.0%}")
+        bottom.axhline(args.confidence, color="grey", linestyle="--", label=f"nominal {args.confidence}")
+        for ax in (top, middle, bottom):
             ax.set_xscale("log", base=2)
             ax.xaxis.set_minor_locator(NullLocator())
             ticks = [n for n in sorted({r["n"] for r in table}) if n & (n - 1) == 0 or n == args.n_max]
             ax.set_xticks(ticks, [str(n) for n in ticks])
             ax.legend(fontsize=7)
         top.set_yscale("log")
-        top.set(ylabel="RMSE of the cell's delta (dotted: exact sd)", title=f"{skill} (simulated draws)")
-        bottom.set(xlabel="samples per question and model", ylabel=f"power ({args.replications} replications)",
+        top.set(ylabel="RMSE of the cell's delta (line: exact; dots: simulated)",
+                title=f"{skill} (simulated draws, {args.replications} replications)")
+        middle.set(ylabel="power (band: 95% Wilson)", ylim=(-0.02, 1.02))
+        bottom.set(xlabel="samples per question and model", ylabel="coverage of estimate +- z se",
                    ylim=(-0.02, 1.02))
     fig.tight_layout()
     fig.savefig(args.out / "efficiency.png", dpi=120)

@@ -93,6 +93,19 @@ def test_the_reported_standard_error_matches_the_spread_once_counts_are_large(ro
     for r in rows:
         if r["n"] == 256:
             assert r["se"] == pytest.approx(r["sd_exact"], rel=0.05), r
+            assert r["coverage"] == pytest.approx(0.95, abs=0.02), r  # 2000 replications: MC sd 0.005
+
+
+def test_coverage_exposes_an_estimator_whose_rare_huge_weights_a_typical_draw_never_sees():
+    """The mirror estimate on a question the learner almost never answers canonically (p 1e-4) but the control
+    often does (0.3): each learner draw of it weighs -2999, so almost every replication misses it, reports a small
+    standard error and 'detects' a delta shifted upward; its power looks fine, its true error is more than ten times the
+error it reports, and its 95% interval covers the exact delta far less often than claimed."""
+    questions = [question(0.3, 1e-4)] + [question(0.2, 0.6)] * 9
+    rows = {r["estimator"]: r for r in simulate(questions, [16], replications=2000, seed=4)}
+    assert rows["mirror"]["power"] > 0.8 and rows["mirror"]["coverage"] < 0.85
+    assert rows["mirror"]["sd_exact"] > 10 * rows["mirror"]["se"]
+    assert rows["balanced"]["coverage"] == pytest.approx(0.95, abs=0.03)
 
 
 def test_power_rises_with_samples_and_matches_the_normal_approximation_for_the_accuracy_difference():
@@ -164,7 +177,7 @@ def test_the_script_writes_a_table_a_validation_a_summary_and_a_plot(tmp_path):
     assert {(r["test_skill"], r["estimator"]) for r in rows} == {
         (s, e) for s in ("add/question", "mul/symbol") for e in ESTIMATORS}
     assert sorted({int(r["n"]) for r in rows}) == [2, 3, 4, 6, 8, 11, 16]
-    assert {"rmse", "sd_exact", "power", "power_low", "power_high", "power_normal"} <= set(rows[0])
+    assert {"rmse", "sd_exact", "power", "power_low", "power_high", "power_normal", "coverage"} <= set(rows[0])
     assert all(int(r["replications"]) == 200 for r in rows)
     with open(tmp_path / "out" / "validation.csv") as f:
         validation = list(csv.DictReader(f))
@@ -173,6 +186,7 @@ def test_the_script_writes_a_table_a_validation_a_summary_and_a_plot(tmp_path):
     assert all(int(v["draws"]) == 8 for v in validation)
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert summary.count("| exact: delta") == 2 and "samples needed" in summary and "SIMULATED" in summary
+    assert "coverage there" in summary and "Real-draw validation" in summary
     assert "SIMULATED" in done.stdout
     assert (tmp_path / "out" / "efficiency.png").read_bytes()[:4] == b"\x89PNG"
 

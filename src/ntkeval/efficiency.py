@@ -25,7 +25,11 @@ each unbiased: alpha p_c + beta p_l = p_l - p_c. "Detected" means the estimate o
 reported standard errors from zero with the sign of the exact delta (z_c the two-sided normal quantile at
 confidence c); power is the fraction of replications that detect it, with a Wilson interval; an estimator needs the
 fewest samples per question (and model) at which its power reaches the target, with an interval from the sizes
-where the Wilson interval of the power could and must reach it.
+where the Wilson interval of the power could and must reach it. Power alone rewards an over-confident estimator (one
+whose rare, huge weights almost never show up, so its reported standard error is small and its typical estimate
+off), so each size also reports coverage: how often estimate +- z_c reported standard errors contains the exact
+delta (nominal: c). The estimators are unbiased, so their RMSE is their exact standard deviation (`sd_exact`, in
+closed form); the simulated RMSE approaches it, slowly where the tails are heavy.
 """
 
 from __future__ import annotations
@@ -139,8 +143,9 @@ def simulate(questions: list[CanonicalQuestion], ns: list[int], replications: in
              confidence: float = 0.95) -> list[dict]:
     """Per estimator and sample size n: `replications` independent draws of n completions per question from each
     model (binomial counts of canonical completions), the estimates' mean, bias, RMSE and spread against the exact
-    delta, the mean reported standard error, and the power (fraction detecting the delta) with its Wilson interval;
-    `sd_exact` and `power_normal` are the closed-form standard deviation and the normal-approximation power."""
+    delta, the mean reported standard error, the power (fraction detecting the delta) with its Wilson interval and
+    the coverage (fraction whose estimate +- z se contains the exact delta); `sd_exact` and `power_normal` are the
+    closed-form standard deviation (= the exact RMSE) and the normal-approximation power."""
     if replications < 1:
         raise ValueError(f"replications={replications!r} is invalid; valid: an integer >= 1")
     reference, z = exact_delta(questions), z_value(confidence)
@@ -154,6 +159,7 @@ def simulate(questions: list[CanonicalQuestion], ns: list[int], replications: in
         for name, (value, var) in estimates(questions, k_c, k_l, n).items():
             se = np.sqrt(var)
             hits = int(np.sum((np.abs(value) > z * se) & (value * reference > 0)))
+            covered = float(np.mean(np.abs(value - reference) <= z * se))
             low, high = wilson(hits, replications, 0.95)
             sd = exact_sd(questions, name, n)
             rows.append({"estimator": name, "n": n, "replications": replications, "mean": float(value.mean()),
@@ -161,7 +167,7 @@ def simulate(questions: list[CanonicalQuestion], ns: list[int], replications: in
                          "rmse": float(np.sqrt(np.mean((value - reference) ** 2))),
                          "sd": float(value.std(ddof=1)) if replications > 1 else 0.0, "sd_exact": sd,
                          "se": float(se.mean()), "power": hits / replications, "power_low": low,
-                         "power_high": high, "power_normal": normal_power(reference, sd, z)})
+                         "power_high": high, "power_normal": normal_power(reference, sd, z), "coverage": covered})
     return rows
 
 
