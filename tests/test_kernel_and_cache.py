@@ -127,7 +127,7 @@ def test_directory_entries_are_atomic_and_incomplete_ones_rebuilt(tmp_path):
 
     built = []
     path = cache.directory("adapters", {"a": 1}, lambda tmp: built.append((tmp / "weights").write_text("ok")))
-    assert (path / "weights").read_text() == "ok" and (path / ".complete").exists()
+    assert (path / "weights").read_text() == "ok" and (path / ".complete").exists() and (path / "manifest.json").exists()
     assert cache.directory("adapters", {"a": 1}, lambda tmp: built.append(1)) == path
     assert len(built) == 1
 

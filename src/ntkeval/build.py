@@ -59,8 +59,8 @@ def build_cell(cfg: DictConfig, out_dir: Path, make=make):
     train_skill, test_skills = resolve_skills(dataset, cfg.pair)
     return Cell(model=make(cfg.model), learner=make(cfg.learner), dataset=dataset, train_skill=train_skill,
                 test_skills=test_skills, scorer=make(cfg.scorer), fmt=make(cfg.prompt), seed=int(cfg.seed),
-                cache=StageCache(Path(cfg.cache_dir) / "stages"), out_dir=out_dir,
-                device=resolve_device(cfg.device), config=OmegaConf.to_container(cfg, resolve=True))
+                cache=StageCache(Path(cfg.cache_dir) / "stages", orphan_hours=cfg.cache_orphan_hours),
+                out_dir=out_dir, device=resolve_device(cfg.device), config=OmegaConf.to_container(cfg, resolve=True))
 
 
 def build_logger(cfg: DictConfig):
