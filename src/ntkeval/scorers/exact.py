@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ntkeval.cache import Checked
 from ntkeval.data.example import Example
 from ntkeval.kernel import paired_delta
 from ntkeval.prompts import PromptFormat
@@ -46,11 +47,38 @@ class ExactScorer:
                 with view.open(role) as (model, tokenizer, prefix):
                     return self.score(model, tokenizer, view.examples, view.fmt, prefix,
                                       desc=f"scoring {view.test_skill} under {role.name}")
-            scores[stage.role.id] = view.record(stage, compute)
+            scores[stage.role.id] = view.record(stage, Checked(compute, scores_problem(view.examples)))
         roles = view.roles
         base, control, learner = (scores[r.id] for r in (roles.base, roles.control, roles.learner))
         return (kernel_row(view.test_skill, base, control, learner, view.seed),
                 question_rows(view.test_skill, view.examples, base, control, learner))
+
+
+def scores_problem(examples: list[Example]):
+    """The check a cached scores record must pass: one row per question, in order, with a finite log p <= 0,
+    p = exp(log p) and a 0/1 greedy flag; anything else (an older layout, other questions) is rebuilt, not used."""
+    ids = [e.id for e in examples]
+
+    def problem(rows) -> str | None:
+        if not isinstance(rows, list) or len(rows) != len(ids):
+            return f"expected a list of {len(ids)} rows, one per question"
+        for i, (row, id_) in enumerate(zip(rows, ids)):
+            if not isinstance(row, dict) or row.get("id") != id_:
+                return f"row {i} is not question {id_!r}"
+            logp = row.get("logp")
+            if not _number(logp) or not math.isfinite(logp) or logp > 0:
+                return f"row {i} has logp {logp!r}, not a finite log-probability"
+            if not _number(row.get("p")) or row["p"] != math.exp(logp):
+                return f"row {i} has p {row.get('p')!r}, not exp(logp)"
+            if row.get("greedy") not in (0, 1) or isinstance(row.get("greedy"), bool):
+                return f"row {i} has greedy {row.get('greedy')!r}, not 0 or 1"
+        return None
+
+    return problem
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def kernel_row(test_skill: str, base: list[dict], control: list[dict], learner: list[dict], seed: int) -> dict:

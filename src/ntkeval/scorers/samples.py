@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+import math
+
 from ntkeval.answer_parser import final_answer
-from ntkeval.cache import stable_hash
+from ntkeval.cache import Checked, stable_hash
 from ntkeval.data.answers import EQUIVALENCE_VERSION
 from ntkeval.sampling import Completion, SamplingSpec, completion_logprobs, draw_all
 from ntkeval.scorers import Role, Roles, Stage
@@ -73,7 +75,7 @@ def samples(view, spec: SamplingSpec, role: Role) -> list[dict]:
         return [{"id": e.id, "completions": [verdict(view.dataset, e, c) for c in cs]}
                 for e, cs in zip(view.examples, drawn)]
 
-    return view.record(sample_stage(spec, role, view.seed), compute)
+    return view.record(sample_stage(spec, role, view.seed), Checked(compute, samples_problem(view.examples, spec.n)))
 
 
 def sample_logps(view, spec: SamplingSpec, sampler: Role, scorer: Role, drawn: list[dict],
@@ -92,4 +94,46 @@ def sample_logps(view, spec: SamplingSpec, sampler: Role, scorer: Role, drawn: l
                                        desc=f"scoring {sampler.name}'s samples of {view.test_skill} "
                                             f"under {scorer.name}")
 
-    return view.record(logp_stage(spec, sampler, scorer, view.seed), compute)
+    return view.record(logp_stage(spec, sampler, scorer, view.seed), Checked(compute, logps_problem(drawn)))
+
+
+def samples_problem(examples, n: int):
+    """The check a cached samples record must pass: per question, in order, `n` completions with token ids, a
+    log p <= 0 and 0/1 verdicts; anything else (an older layout, another n) is rebuilt, not used."""
+    ids = [e.id for e in examples]
+
+    def problem(rows) -> str | None:
+        if not isinstance(rows, list) or len(rows) != len(ids):
+            return f"expected a list of {len(ids)} questions"
+        for i, (row, id_) in enumerate(zip(rows, ids)):
+            if not isinstance(row, dict) or row.get("id") != id_:
+                return f"entry {i} is not question {id_!r}"
+            completions = row.get("completions")
+            if not isinstance(completions, list) or len(completions) != n:
+                return f"question {id_!r} does not hold {n} completions"
+            for c in completions:
+                if not (isinstance(c, dict) and isinstance(c.get("tokens"), list) and isinstance(c.get("text"), str)
+                        and _logp(c.get("logp")) and c.get("correct") in (0, 1) and c.get("unparsable") in (0, 1)):
+                    return f"question {id_!r} has a completion without tokens, text, log p <= 0 or 0/1 verdicts"
+        return None
+
+    return problem
+
+
+def logps_problem(drawn: list[dict]):
+    """The check a cached sample-logps record must pass: one log p <= 0 per completion of `drawn`, in order."""
+    sizes = [len(q["completions"]) for q in drawn]
+
+    def problem(rows) -> str | None:
+        if not isinstance(rows, list) or [len(r) if isinstance(r, list) else -1 for r in rows] != sizes:
+            return f"expected {sizes} log-probabilities per question"
+        if not all(_logp(v) for r in rows for v in r):
+            return "a value that is not a log-probability (a number <= 0)"
+        return None
+
+    return problem
+
+
+def _logp(value) -> bool:
+    """A log-probability: a number <= 0 (-inf allowed: a token another model gives probability 0)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value) and value <= 0
