@@ -67,10 +67,14 @@ class ModelSession:
 
         self._ensure_loaded()
         path = _adapter_root(adapter_dir, name)
-        if self._peft is None:
-            self._peft = PeftModel.from_pretrained(self._model, str(path), adapter_name=name)
-        else:
-            self._peft.load_adapter(str(path), adapter_name=name)
+        try:
+            if self._peft is None:
+                self._peft = PeftModel.from_pretrained(self._model, str(path), adapter_name=name)
+            else:
+                self._peft.load_adapter(str(path), adapter_name=name)
+        except Exception as error:  # the stage cache verified the files, so this is a peft/format mismatch: name it
+            raise RuntimeError(f"cannot load the LoRA adapter in {path} ({type(error).__name__}: {error}); "
+                               f"delete {adapter_dir} to retrain it") from error
         self._adapters.add(name)
 
     @contextmanager

@@ -89,17 +89,36 @@ class LoraLearner:
         from ntkeval.learners import Adaptation
 
         kind, parts = self.stage(context)
-        adapter_dir = context.cache.directory(kind, parts, lambda tmp: self._train(context, tmp, parts))
-        loss = json.loads((adapter_dir / "loss.json").read_text())
+        adapter_dir = context.cache.directory(kind, parts, lambda tmp: self._train(context, tmp, parts),
+                                              check=self._adapter_problem)
+        loss = read_loss(adapter_dir)  # sound: the cache checked it against the manifest and _adapter_problem
         # the loss curve is also a record of its own, so logging it later never needs the adapter (or retrains it)
-        context.cache.record(LOSSES, parts, lambda: loss)
+        context.cache.record(LOSSES, parts, lambda: loss, check=self._loss_problem)
         return Adaptation(adapter_dir=adapter_dir, loss=loss)
 
     def recorded_loss(self, context) -> list[float]:
-        """The training loss per step as the stage cache holds it, without training; [] when it holds none."""
-        _, parts = self.stage(context)
-        loss = context.cache.peek(LOSSES, parts)
-        return list(loss) if isinstance(loss, list) else []
+        """The training loss per step as the stage cache holds it, without training; [] when it holds none. A
+        damaged loss record is restored from the adapter's own loss.json when that adapter is sound."""
+        kind, parts = self.stage(context)
+        loss = context.cache.peek(LOSSES, parts, check=self._loss_problem)
+        if loss is None:
+            adapter_dir = context.cache.peek_directory(kind, parts, check=self._adapter_problem)
+            if adapter_dir is None:
+                return []
+            loss = context.cache.record(LOSSES, parts, lambda: read_loss(adapter_dir), check=self._loss_problem)
+        return list(loss)
+
+    def _loss_problem(self, loss) -> str | None:
+        """What is wrong with a loss curve read back: it must hold one number per optimizer step."""
+        if not isinstance(loss, list) or len(loss) != self.steps:
+            return f"expected a list of {self.steps} losses, one per step"
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in loss):
+            return "a loss that is not a number"
+        return None
+
+    def _adapter_problem(self, adapter_dir: Path) -> str | None:
+        loss = read_loss(adapter_dir)
+        return "loss.json cannot be parsed" if loss is None else self._loss_problem(loss)
 
     def training_texts(self, context) -> list[tuple[str, str]]:
         """(prompt, target) pairs: the train skill's questions with correct or random answers."""
@@ -121,3 +140,11 @@ class LoraLearner:
                           checkpoint=checkpoint, checkpoint_every=self.checkpoint_every)
         session.save_adapter(self.name, out_dir)
         (out_dir / "loss.json").write_text(json.dumps(loss))
+
+
+def read_loss(adapter_dir: Path):
+    """The parsed loss.json of an adapter directory, or None when it is missing or not JSON."""
+    try:
+        return json.loads((adapter_dir / "loss.json").read_bytes().decode())
+    except (OSError, ValueError):
+        return None
