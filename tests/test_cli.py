@@ -73,16 +73,24 @@ def test_report_gathers_the_sweep(sweep, tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     rows = list(csv.DictReader((out / "kernel.csv").open()))
     assert len(rows) == 8
-    assert list(rows[0]) == ["model", "learner", "dataset", "train_skill", "test_skill", "n", "p_learner",
-                             "p_control", "delta", "ci_low", "ci_high"]
+    assert list(rows[0]) == ["model", "learner", "dataset", "scorer", "estimate", "config_id", "seed", "train_skill",
+                             "test_skill", "n", "p_learner", "p_control", "p_base", "delta", "ci_low", "ci_high"]
+    results = {(r["cell"]["learner"], r["cell"]["train_skill"]): r["cell"] for r in _results(sweep)}
+    for row in rows:  # each row names the result it came from
+        cell = results[(row["learner"], row["train_skill"])]
+        assert (row["scorer"], row["seed"], row["config_id"]) == ("exact", "0", cell["config_id"])
+    tune = {r["cell"]["config_id"] for r in _results(sweep) if r["cell"]["learner"] == "tune-skill"}
+    assert len(tune) == 1 and len(tune.pop()) == 10  # one configuration across train skills
     pngs = sorted(p.name for p in out.glob("*.png"))
-    assert pngs == ["kernel_tiny_icl-skill_arith.png", "kernel_tiny_tune-skill_arith.png"]
+    stems = {lrn: f"kernel_tiny_{lrn}_arith_exact_{results[(lrn, 'add/question')]['config_id']}_seed0"
+             for lrn in ("icl-skill", "tune-skill")}
+    assert pngs == [f"{stems['icl-skill']}.png", f"{stems['tune-skill']}.png"]
     assert "4 cells done" in done.stdout
     structure = list(csv.DictReader((out / "structure.csv").open()))
     assert sorted(r["learner"] for r in structure) == ["icl-skill", "tune-skill"]
     assert all(r["verdict"] in done.stdout for r in structure)
     summary = (out / "summary.md").read_text()
-    assert "![kernel](kernel_tiny_tune-skill_arith.png)" in summary and structure[0]["verdict"] in summary
+    assert f"![kernel]({stems['tune-skill']}.png)" in summary and structure[0]["verdict"] in summary
 
 
 def test_a_failing_cell_keeps_its_siblings_results(tmp_path):
@@ -185,6 +193,7 @@ def test_report_logs_a_summary_run_to_wandb_in_the_sweeps_group(sweep, tmp_path)
     assert (run["group"], run["project"]) == (cell_run["group"], cell_run["project"])
     assert run["job_type"] == "report"
     images = {k for k, v in run["summary"].items() if isinstance(v, dict) and v.get("_type") == "image-file"}
-    assert images == {"kernel/kernel_tiny_icl-skill_arith", "kernel/kernel_tiny_tune-skill_arith"}
+    config = {r["cell"]["learner"]: r["cell"]["config_id"] for r in _results(sweep)}
+    assert images == {f"kernel/kernel_tiny_{lrn}_arith_exact_{config[lrn]}_seed0" for lrn in ("icl-skill", "tune-skill")}
     assert len(run["tables"]["kernel"]["data"]) == 8
     assert [row[1] for row in run["tables"]["structure"]["data"]] == ["icl-skill", "tune-skill"]
