@@ -76,8 +76,13 @@ def test_controls_share_the_tuning_hyperparameters(compose_config):
 
 @pytest.mark.parametrize("launcher", ["local", "slurm"])
 def test_launchers_compose(compose_config, launcher):
+    import importlib
+
     cfg = compose_config(f"hydra/launcher={launcher}")
-    assert "submitit" in cfg.hydra.launcher._target_
+    module, _, name = cfg.hydra.launcher._target_.rpartition(".")
+    # submitit's launcher or one built on it (by name: Hydra's plugin scan may load a plugin module twice)
+    ancestry = [c.__name__ for c in getattr(importlib.import_module(module), name).__mro__]
+    assert "BaseSubmititLauncher" in ancestry, ancestry
     if launcher == "slurm":
         assert cfg.hydra.launcher.gpus_per_node == 1
         assert cfg.hydra.launcher.additional_parameters.requeue is True
