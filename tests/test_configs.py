@@ -1,4 +1,5 @@
-"""Every option of every config group composes and builds into the objects a cell takes (no weights loaded)."""
+"""Every option of every config group composes, passes the schema (ntkeval.schema, which mirrors the classes it
+describes) and builds into the objects a cell takes (no weights loaded)."""
 
 import itertools
 import json
@@ -107,3 +108,70 @@ def test_cache_dir_defaults_outside_the_repo(compose_config, monkeypatch, tmp_pa
     cfg = compose_config()
     assert cfg.cache_dir == f"{tmp_path}/.cache/ntkeval"
     assert REPO not in __import__("pathlib").Path(cfg.cache_dir).parents
+
+
+@pytest.mark.parametrize("group", GROUPS + ["experiment"])
+def test_every_option_passes_the_schema(compose_config, group, tmp_path):
+    """The schema covers every key of every option: one it does not know would be an `unknown key` problem."""
+    from ntkeval.preflight import typed_problems
+
+    for option in group_options(group):
+        extra = dataset_overrides(option, tmp_path) if group == "dataset" else []
+        assert typed_problems(compose_config(f"{group}={option}", *extra)) == [], f"{group}={option}"
+
+
+def _schema_classes():
+    import dataclasses
+    import typing
+
+    from ntkeval.schema import nodes
+
+    return [c for c in vars(nodes).values() if dataclasses.is_dataclass(c) and typing.get_type_hints(c)
+            and hasattr(c, "TARGET")]
+
+
+@pytest.mark.parametrize("schema", _schema_classes(), ids=lambda c: c.__name__)
+def test_the_schema_mirrors_each_class(schema):
+    """Each schema class names the constructor's parameters with its defaults (peft's LoraConfig: the ones the YAML
+    sets), so a parameter added to a class without a schema field, or a default changed on one side only, fails."""
+    import dataclasses
+    import importlib
+    import inspect
+
+    def default(f):  # a dataclass field's default, MISSING when it has none
+        return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+    module, _, name = schema.TARGET.rpartition(".")
+    target = getattr(importlib.import_module(module), name)
+    if dataclasses.is_dataclass(target):
+        parameters = {f.name: default(f) for f in dataclasses.fields(target) if f.init}
+    else:
+        parameters = {n: dataclasses.MISSING if p.default is inspect.Parameter.empty else p.default
+                      for n, p in inspect.signature(target).parameters.items() if n not in ("self", "kwargs")}
+    fields = {f.name: default(f) for f in dataclasses.fields(schema)}
+    if not getattr(schema, "OPEN", False):
+        assert set(fields) == set(parameters), schema.TARGET
+    for name, value in fields.items():
+        expected = parameters[name]
+        assert value == (list(expected) if isinstance(expected, tuple) else expected), f"{schema.TARGET}.{name}"
+
+
+def test_the_schema_choices_are_the_classes_choices():
+    from ntkeval.data.jsonl import OPTIONAL, REQUIRED
+    from ntkeval.learners.icl import SOURCES
+    from ntkeval.learners.lora import ANSWERS
+    from ntkeval.models.tiny import _ARCHES
+    from ntkeval.schema import nodes
+    from ntkeval.schema.rules import rule_of
+    from ntkeval.scorers.ntk import ESTIMATES
+    from ntkeval.tracking import MODES
+
+    def choices(schema, name):
+        return tuple(rule_of(next(f for f in __import__("dataclasses").fields(schema) if f.name == name)).choices)
+
+    assert set(choices(nodes.InContextLearner, "source")) == set(SOURCES)
+    assert set(choices(nodes.LoraLearner, "answers")) == set(ANSWERS)
+    assert set(choices(nodes.TinyModel, "arch")) == set(_ARCHES)
+    assert choices(nodes.NtkScorer, "estimates") == tuple(ESTIMATES)
+    assert set(choices(nodes.WandbLogger, "mode")) == set(MODES)
+    assert {f.name for f in __import__("dataclasses").fields(nodes.JsonlFields)} == set(REQUIRED + OPTIONAL)

@@ -1,11 +1,23 @@
-"""Check a command line before anything runs: override syntax, config choices, skills and every knob of every
-job in the grid; the first problem becomes one line naming the bad value and the valid choices."""
+"""Check a command line before anything runs, cheapest checks first, and turn every problem into one line naming the
+key, the bad value and what is expected.
+
+  1. the text: override syntax, keys and values too long to be real, config-group choices, -m for a sweep or a
+     launcher, keys that exist (Hydra composes every job)
+  2. the schema (ntkeval.schema): type and range of every value of every job, devices and local paths on this
+     machine, writable cache and output dirs; no torch, well under two seconds
+  3. the data sets: skills each job names
+  4. the full build of every job without weights (imports torch, seconds): what only the classes know, e.g. more
+     demonstrations than train questions, a scorer that needs a control
+
+A stage runs only when the ones before it found nothing, and reports every problem of the grid it finds.
+"""
 
 from __future__ import annotations
 
 import copy
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -17,8 +29,12 @@ from hydra.errors import HydraException, OverrideParseException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ntkeval.build import CONF_DIR, build_cell, build_logger, make
-from ntkeval.errors import UserError, choices_error
+from ntkeval.build import CONF_DIR, build_cell, build_logger, make, resolve_skills
+from ntkeval.errors import UserError, choices_error, shorten
+from ntkeval.schema import check_config, host
+from ntkeval.schema.command_line import check_lengths
+
+RUNS_HERE = ("BasicLauncher", "LocalLauncher")  # launchers whose cells run on this machine (slurm: on GPU nodes)
 
 
 def group_options(group: str) -> list[str]:
@@ -26,10 +42,17 @@ def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
+def _is_group(key: str) -> bool:
+    try:
+        return "." not in key and (CONF_DIR / key).is_dir()
+    except (OSError, ValueError):  # a name the file system refuses is no group
+        return False
+
+
 def _check_group_choices(overrides) -> None:
     for override in overrides:
         key = override.key_or_group
-        if "." in key or override.is_delete() or not (CONF_DIR / key).is_dir():
+        if override.is_delete() or not _is_group(key):
             continue
         values = list(override.sweep_string_iterator()) if override.is_sweep_override() else \
             [override.get_value_element_as_str()]
@@ -44,18 +67,41 @@ def _compose(overrides: list[str]):
         return compose(config_name="config", overrides=overrides, return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as error:
         text = " ".join(str(error).split())  # Hydra's messages span lines; the user gets one
-        if text.startswith("Could not override"):
-            keys = ", ".join(k for k in _top_level_keys())
-            text += f"; valid top-level keys: {keys}"
+        if text.startswith("Could not override '"):
+            text = _unknown_key(text.split("'")[1], overrides)
         raise UserError(text) from None
 
 
-def _top_level_keys() -> list[str]:
-    return sorted(compose(config_name="config").keys())
+def _unknown_key(key: str, overrides: list[str]) -> str:
+    """Name the keys that do exist where the user reached for one that does not."""
+    others = [o for o in overrides if o.partition("=")[0].lstrip("+~") != key]
+    try:
+        cfg = compose(config_name="config", overrides=others, return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException):
+        cfg = compose(config_name="config", return_hydra_config=True)
+    parts, depth, node = key.split("."), 0, cfg
+    while depth < len(parts) - 1 and OmegaConf.is_dict(node) and parts[depth] in node:
+        node, depth = node[parts[depth]], depth + 1
+    parent = ".".join(parts[:depth])
+    if not OmegaConf.is_dict(node):
+        return f"unknown key {shorten(key)}: {parent} holds a value, not keys; expected {parent}=<value>"
+    valid = ", ".join(sorted(k for k in node if not k.startswith("_")))  # _target_ and kin are Hydra's
+    missing = f" ({parent} has no key {parts[depth]!r})" if parent else ""
+    return f"unknown key {shorten(key)}{missing}; valid keys{f' of {parent}' if parent else ''}: {valid}"
 
 
-def job_overrides(argv_overrides: list[str], multirun: bool) -> list[list[str]]:
-    """Expand the command line into one override list per job, as Hydra's basic sweeper will."""
+@dataclass
+class Grid:
+    """The jobs a command line launches (one override list each), whether they form a multirun, and the config of
+    the command line without its sweeps (hydra node included: launcher, output dirs)."""
+    jobs: list[list[str]]
+    multirun: bool
+    base: Any
+
+
+def job_overrides(argv_overrides: list[str], multirun: bool) -> Grid:
+    """Expand the command line into one override list per job, as Hydra's basic sweeper will. Without -m (and a
+    config that is no multirun) a sweep or a launcher is refused: Hydra would run one cell here and ignore both."""
     parser = OverridesParser.create()
     try:
         parsed = parser.parse_overrides(argv_overrides)
@@ -65,50 +111,19 @@ def job_overrides(argv_overrides: list[str], multirun: bool) -> list[list[str]]:
     base = _compose([o.input_line for o in parsed if not o.is_sweep_override()])
     multirun = multirun or str(base.hydra.mode).endswith("MULTIRUN")
     if not multirun:
-        if any(o.is_sweep_override() for o in parsed):
-            sweeps = [o.input_line for o in parsed if o.is_sweep_override()]
+        sweeps = [o.input_line for o in parsed if o.is_sweep_override()]
+        if sweeps:
             raise UserError(f"{' '.join(sweeps)} sweeps several values; add -m (multirun) to run them all")
-        return [argv_overrides]
+        launcher = base.hydra.runtime.choices.get("hydra/launcher")
+        if not str(base.hydra.launcher._target_).endswith("BasicLauncher"):
+            raise UserError(f"hydra/launcher={launcher} launches multiruns only (without -m the cell would run "
+                            f"here, in this process); expected -m: ntkeval -m {' '.join(argv_overrides)}")
+        return Grid([argv_overrides], multirun=False, base=base)
     params = base.hydra.sweeper.get("params") or {}
     lines = [f"{k}={v}" for k, v in params.items()] + argv_overrides
     full = parser.parse_overrides(lines)
     _check_group_choices(full)
-    return BasicSweeper.split_arguments(full, max_batch_size=None)[0]
-
-
-def check_job(cfg, make_once):
-    """Build every light object of one job (not the model weights) so a bad value fails now; return its Cell."""
-    cell = build_cell(cfg, out_dir=Path("."), make=make_once)
-    cell.learner.validate(cell.dataset, cell.train_skill)
-    cell.scorer.validate(cell.learner)
-    build_logger(cfg)
-    return cell
-
-
-class _MakeOnce:
-    """Instantiate each distinct config node once across the grid: a data set generates its questions once."""
-
-    def __init__(self):
-        self.made: dict[str, object] = {}
-
-    def __call__(self, node):
-        key = OmegaConf.to_yaml(node, resolve=True)
-        if key not in self.made:
-            self.made[key] = make(node)
-        return self.made[key]
-
-
-def check_writable(path: str | Path, what: str) -> None:
-    """The directory, or the nearest existing folder it would be created in, accepts files: checked before hours
-    of work would fail to save. Nothing is created."""
-    folder = Path(path).expanduser().absolute()
-    existing = next(p for p in [folder, *folder.parents] if p.exists())
-    try:
-        with tempfile.NamedTemporaryFile(dir=existing, prefix=".ntkeval-write-check"):
-            pass
-    except OSError as error:
-        raise UserError(f"{what} {str(folder)!r} is not writable ({existing}: {error.strerror}); set {what} to a "
-                        f"writable directory") from None
+    return Grid(BasicSweeper.split_arguments(full, max_batch_size=None)[0], multirun=True, base=base)
 
 
 class _Composer:
@@ -123,8 +138,8 @@ class _Composer:
     def __call__(self, job: list[str]):
         """The job's config without the hydra node (what the job itself receives)."""
         parsed = self.parser.parse_overrides(list(job))
-        groups = tuple(sorted(o.input_line for o in parsed if _is_group(o)))
-        values = [o for o in parsed if not _is_group(o) and not o.key_or_group.startswith("hydra.")]
+        groups = tuple(sorted(o.input_line for o in parsed if _is_group(o.key_or_group)))
+        values = [o for o in parsed if not _is_group(o.key_or_group) and not o.key_or_group.startswith("hydra.")]
         if any(o.type != OverrideType.CHANGE or o.package is not None for o in values):
             return _without_hydra(_compose(list(job)))
         if groups not in self.bases:
@@ -144,31 +159,102 @@ def _without_hydra(cfg):
     return OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
 
 
-def _is_group(override) -> bool:
-    key = override.key_or_group
-    return "." not in key and (CONF_DIR / key).is_dir()
+class _MakeOnce:
+    """Instantiate each distinct config node once across the grid: a data set generates its questions once."""
+
+    def __init__(self):
+        self.made: dict[str, object] = {}
+
+    def __call__(self, node):
+        key = OmegaConf.to_yaml(node, resolve=True)
+        if key not in self.made:
+            self.made[key] = make(node)
+        return self.made[key]
 
 
-def check_grid(jobs: list[list[str]]) -> tuple[list, list[str]]:
-    """Compose and build every distinct job; return the cells and every problem found (not just the first)."""
-    cells, problems, seen = [], [], set()
-    compose_job, make_once = _Composer(), _MakeOnce()
+class _Problems(list):
+    """Problem lines in the order found, each once."""
+
+    def add(self, problem: str) -> None:
+        if problem not in self:
+            self.append(problem)
+
+
+def typed_problems(cfg) -> list[str]:
+    """Stage 2 for one job: the schema's verdict on its config (the hydra node is Hydra's to check)."""
+    cfg = _without_hydra(cfg) if "hydra" in cfg else cfg
     try:
-        first = _compose(list(jobs[0]))  # the same dirs for every job, unless a job overrides them
-        check_writable(first.cache_dir, "cache_dir")
-        check_writable(Path(str(first.hydra.sweep.dir)).parent, "the output directory")
-    except UserError as error:
-        problems.append(str(error))
-    for job in jobs:
-        if tuple(sorted(job)) in seen:
-            continue
-        seen.add(tuple(sorted(job)))
-        try:
-            cells.append(check_job(compose_job(job), make_once))
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as error:
+        key = getattr(error, "full_key", None) or "a value"
+        return [f"{key} cannot be resolved: {' '.join(str(error).split()[:40])}"]
+    problems = check_config(resolved, {})
+    if problems:  # again, with the unresolved values, to name `${tuning.lr}` as tuning.lr
+        problems = check_config(resolved, OmegaConf.to_container(cfg, resolve=False))
+    return problems
+
+
+def machine_problems(base, configs: list, multirun: bool) -> list[str]:
+    """Stage 2 for the grid: devices this machine lacks (when cells run here) and directories it cannot write."""
+    problems = _Problems()
+    if str(base.hydra.launcher._target_).endswith(RUNS_HERE):
+        for device in sorted({str(cfg.device) for cfg in configs}):
+            why = host.device_problem(device)
+            if why:
+                gpus = host.cuda_gpus().count
+                cuda = f", cuda:0 .. cuda:{gpus - 1}" if gpus else ""
+                problems.add(f"device={shorten(device)} is invalid here ({why}); expected auto, cpu{cuda}")
+    for cache_dir in sorted({str(cfg.cache_dir) for cfg in configs}):
+        why = host.writable_problem(cache_dir)
+        if why:
+            problems.add(f"cache_dir={shorten(cache_dir)} is not writable ({why}); expected a writable directory")
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    try:
+        out = str(OmegaConf.select(base, key, throw_on_missing=True))
+    except OmegaConfBaseException as error:
+        return [*problems, f"{key} cannot be resolved: {' '.join(str(error).split()[:40])}"]
+    why = host.writable_problem(out) if out.strip() else "empty"
+    if why:
+        problems.add(f"{key}={shorten(out)} is not writable ({why}); expected a writable directory for the results")
+    return problems
+
+
+def check_job(cfg, make_once):
+    """Stage 4 for one job: build every light object (not the model weights) so a bad value fails now; its Cell."""
+    cell = build_cell(cfg, out_dir=Path("."), make=make_once)
+    cell.learner.validate(cell.dataset, cell.train_skill)
+    cell.scorer.validate(cell.learner)
+    build_logger(cfg)
+    return cell
+
+
+def check_grid(grid: Grid) -> tuple[list, list[str]]:
+    """Compose and check every distinct job, stage by stage; every problem of the first stage that finds any, or
+    the jobs' Cells when none does."""
+    problems, configs, compose_job = _Problems(), [], _Composer()
+    distinct = list({tuple(sorted(job)): job for job in grid.jobs}.values())
+    for job in distinct:
+        try:  # a single run is the command line itself, composed already
+            configs.append(compose_job(job) if grid.multirun else _without_hydra(grid.base))
         except UserError as error:
-            if str(error) not in problems:
-                problems.append(str(error))
-    return cells, problems
+            problems.add(str(error))
+    for problem in [p for cfg in configs for p in typed_problems(cfg)]:
+        problems.add(problem)
+    if not problems:
+        problems.extend(machine_problems(grid.base, configs, grid.multirun))
+    make_once = _MakeOnce()
+    for cfg in configs if not problems else []:  # stage 3: cheap (no torch), so a misspelt skill fails fast
+        try:
+            resolve_skills(make_once(cfg.dataset), cfg.pair)
+        except UserError as error:
+            problems.add(str(error))
+    cells = []
+    for cfg in configs if not problems else []:
+        try:
+            cells.append(check_job(cfg, make_once))
+        except UserError as error:
+            problems.add(str(error))
+    return (cells, []) if not problems else ([], problems)
 
 
 def check_command_line(argv: list[str]) -> int:
@@ -177,19 +263,19 @@ def check_command_line(argv: list[str]) -> int:
     args = get_args_parser().parse_args(argv)
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion or args.config_name:
         return 0  # Hydra's own informational modes: nothing runs
+    check_lengths(args.overrides)
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(Path(CONF_DIR)), version_base="1.3"):
-            jobs = job_overrides(args.overrides, args.multirun)
-            cells, problems = check_grid(jobs)
-            dry_run = bool(_compose(list(jobs[0])).get("dry_run", False))
+            grid = job_overrides(args.overrides, args.multirun)
+            cells, problems = check_grid(grid)
     finally:
         GlobalHydra.instance().clear()
     if len(problems) == 1:
         raise UserError(problems[0])
     if problems:
         raise UserError(f"{len(problems)} problems in the grid, nothing was run:\n  " + "\n  ".join(problems))
-    if dry_run:
+    if grid.base.get("dry_run") is True:
         from ntkeval.plan import plan_grid
 
         for cell in cells:
@@ -197,15 +283,19 @@ def check_command_line(argv: list[str]) -> int:
                   f"tests={len(cell.test_skills)} seed={cell.seed}")
         print("\n".join(plan_grid(cells).lines()))
         raise SystemExit(0)
-    return len(jobs)
+    return len(grid.jobs)
 
 
 def compose_cell(overrides: list[str], out_dir: Path):
     """The checked Cell of one job given as command-line overrides (for scripts that study one cell)."""
+    check_lengths(list(overrides))
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(Path(CONF_DIR)), version_base="1.3"):
-        (job,) = job_overrides(list(overrides), multirun=False)
+        (job,) = job_overrides(list(overrides), multirun=False).jobs
         cfg = _without_hydra(_compose(list(job)))
+    problems = typed_problems(cfg)
+    if problems:
+        raise UserError("; ".join(problems))
     cell = build_cell(cfg, out_dir=out_dir)
     cell.learner.validate(cell.dataset, cell.train_skill)
     cell.scorer.validate(cell.learner)
