@@ -287,3 +287,23 @@ def test_tune_base_and_tune_skill_share_initialisation_and_data_order(tmp_path, 
     assert all(torch.equal(skill["initial"][k], base["initial"][k]) for k in skill["initial"])
     assert skill["order"] == base["order"] and len(skill["order"]) == 3  # the same prompts, batch by batch
     assert skill["targets"] != base["targets"]  # ... with correct against random answers
+
+
+def test_ntk_interval_uses_the_range_its_head_estimate_can_take(tmp_path, monkeypatch):
+    """Balanced terms lie in (-2, 2): the bounded interval must be told so, not assume probability differences."""
+    import ntkeval.scorers.ntk as ntk_module
+
+    seen = []
+    real = ntk_module.paired_delta
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs.get("bounds"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ntk_module, "paired_delta", recording)
+    run_cell(make_cell(tmp_path, icl_skill(), tmp_path / "c", scorer=NtkScorer(n=4, max_new_tokens=3)), NullTracker())
+    assert seen == [(-2.0, 2.0)] * len(TESTS)
+    seen.clear()
+    run_cell(make_cell(tmp_path, icl_skill(), tmp_path / "c",
+                       scorer=NtkScorer(n=4, max_new_tokens=3, estimates=["importance"])), NullTracker())
+    assert seen == [None] * len(TESTS)

@@ -33,6 +33,10 @@ from ntkeval.scorers.sampled import unparsable
 from ntkeval.scorers.samples import cell_seed, logp_stage, sample_logps, sample_stage, samples
 
 ESTIMATES = ("balanced", "mirror", "importance")
+# The range a per-question estimate can take, for the interval over questions (ntkeval.kernel): each balanced term
+# is 1[correct] 2 tanh(log w / 2) in (-2, 2); importance terms w - 1 and mirror terms 1 - 1/w are unbounded on one
+# side, so their intervals are BCa.
+ESTIMATE_BOUNDS = {"balanced": (-2.0, 2.0), "mirror": None, "importance": None}
 SPARSE = 1  # a question's control samples with at most this many correct ones make its importance term unreliable
 
 
@@ -117,7 +121,8 @@ class NtkScorer:
                 per_question[name] = [estimators.balanced(c, lr) for c, lr in zip(weighted_c, weighted_l)]
         totals = {name: estimators.mean_over_questions(qs) for name, qs in per_question.items()}
         head = self.estimates[0]
-        ci = paired_delta([e.value for e in per_question[head]], [0.0] * len(view.examples), seed=view.seed)
+        ci = paired_delta([e.value for e in per_question[head]], [0.0] * len(view.examples), seed=view.seed,
+                          bounds=ESTIMATE_BOUNDS[head])
         correct_c = [[c["correct"] for c in q["completions"]] for q in from_control]
         acc_c = [estimators.accuracy(c).value for c in correct_c]
         sparse = [sum(c) <= SPARSE for c in correct_c]
