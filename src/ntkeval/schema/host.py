@@ -110,5 +110,5 @@ def writable_problem(path: str | Path) -> str | None:
         with tempfile.NamedTemporaryFile(dir=existing, prefix=".ntkeval-write-check"):
             pass
     except OSError as error:
-        return f"{existing}: {error.strerror}"
+        return f"cannot create a file in {existing}: {error.strerror}"
     return None

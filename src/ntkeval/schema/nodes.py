@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from ntkeval.schema.rules import MISSING, knob
 
-DTYPES = ("float32", "bfloat16", "float16")  # what the loaders are tested with; half precision becomes fp32 on CPU
+DTYPES = ("float32", "bfloat16", "float16", "float64")  # weights' dtype; half precision becomes float32 on CPU
 
 
 def _lora_targets():
@@ -179,6 +179,10 @@ class SampledScorer:
     stop: list[str] = _stop()
 
 
+_AS_THEY_ARE = ("importance weights are ratios of the models' own probabilities, so completions are drawn from the "
+                "models as they are; scorer=sampled takes other values")
+
+
 @dataclass(kw_only=True)
 class NtkScorer:
     TARGET: ClassVar[str] = "ntkeval.scorers.NtkScorer"
@@ -187,9 +191,8 @@ class NtkScorer:
     stop: list[str] = _stop()
     estimates: list[str] = knob(["balanced", "mirror", "importance"], nonempty=True,
                                 choices=("balanced", "mirror", "importance"))
-    temperature: float = knob(1.0, choices=(1.0,), note="importance weights are ratios of the models' own "
-                                                         "probabilities; scorer=sampled takes other values")
-    top_p: float = knob(1.0, choices=(1.0,), note="for the same reason as temperature")
+    temperature: float = knob(1.0, choices=(1.0,), note=_AS_THEY_ARE)
+    top_p: float = knob(1.0, choices=(1.0,), note=_AS_THEY_ARE)
     batch_size: int = knob(16, ge=1)
 
 
