@@ -175,3 +175,13 @@ def test_the_schema_choices_are_the_classes_choices():
     assert choices(nodes.NtkScorer, "estimates") == tuple(ESTIMATES)
     assert set(choices(nodes.WandbLogger, "mode")) == set(MODES)
     assert {f.name for f in __import__("dataclasses").fields(nodes.JsonlFields)} == set(REQUIRED + OPTIONAL)
+
+
+@pytest.mark.parametrize("option", group_options("learner"))
+def test_the_schema_knows_which_learners_have_a_control(compose_config, option):
+    """The fast relation check must agree with the learner class it stands in for."""
+    from ntkeval.schema.relations import has_control
+
+    cfg = compose_config(f"learner={option}")
+    node = OmegaConf.to_container(cfg.learner, resolve=True)
+    assert has_control(node) is (make(cfg.learner).control() is not None)

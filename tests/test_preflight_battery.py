@@ -85,8 +85,9 @@ BATTERY = [
          cli=False),
     # what the data set or the full build finds
     Case(("pair.train=add/speech",), "'add/speech'", "add/word", "skills"),
-    Case(("scorer=ntk", "learner=icl-standard"), "learner=icl-standard", "icl-skill", "build"),
-    Case(("learner.demos=40",), "demonstrations 40", "at most 32", "build", cli=False),
+    Case(("scorer=ntk", "learner=icl-standard"), "learner=icl-standard", "icl-skill", "schema"),
+    Case(("scorer=ntk", "learner=tune-base"), "learner=tune-base", "tune-skill", "schema", cli=False),
+    Case(("learner.demos=40",), "learner.demos=40", "at most dataset.n_train=32", "schema", cli=False),
 ]
 CLI_CASES = [pytest.param(c, id=" ".join(c.args)[:60]) for c in BATTERY if c.cli]
 

@@ -1,0 +1,42 @@
+"""Rules between two config nodes (the scorer and the learner, the learner and the data set), checked with the
+schema so that they too fail in milliseconds instead of after the full build has imported torch.
+
+They read the same settings the classes read: a learner without a control is one whose demonstrations come from
+all skills (icl-standard) or whose tuning uses random answers (tune-base); an in-context learner drawing from its
+train skill has at most dataset.n_train demonstrations to choose from.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ICL = "ntkeval.learners.InContextLearner"
+_LORA = "ntkeval.learners.LoraLearner"
+_NEEDS_CONTROL = {"ntkeval.scorers.NtkScorer": "ntk"}
+
+
+def has_control(learner: dict[str, Any]) -> bool | None:
+    """Whether the learner is compared with a control of its own (None: a learner this module does not know)."""
+    target = learner.get("_target_")
+    if target == _ICL:
+        return learner.get("source") != "all"
+    if target == _LORA:
+        return learner.get("answers") != "random"
+    return None
+
+
+def relation_problems(config: dict[str, Any]) -> list[str]:
+    """One line per violated relation of one job's resolved config (its nodes already type-checked)."""
+    learner, scorer, dataset = (config.get(k) or {} for k in ("learner", "scorer", "dataset"))
+    problems = []
+    scorer_name = _NEEDS_CONTROL.get(scorer.get("_target_"))
+    if scorer_name and has_control(learner) is False:
+        problems.append(f"learner={learner.get('name')} has no control for scorer={scorer_name} to sample from (it "
+                        "is compared with the untouched model); expected a learner with a control (icl-skill, "
+                        "tune-skill), or scorer=exact / scorer=sampled")
+    demos, n_train = learner.get("demos"), dataset.get("n_train")
+    if (learner.get("_target_") == _ICL and learner.get("source") == "skill" and isinstance(demos, int)
+            and isinstance(n_train, int) and demos > n_train):
+        problems.append(f"learner.demos={demos} is invalid; expected at most dataset.n_train={n_train} (the train "
+                        "questions of one skill the demonstrations are drawn from)")
+    return problems
