@@ -25,7 +25,8 @@ def test_tune_skill_on_smollm2_helps_its_own_operation_most(tmp_path, request):
     result = run_cell(cell, NullTracker())
     add, mul = result["tests"]
     assert result["cell"]["control"] == "tune-base"
-    assert add["ci_low"] > 0.1                    # learning ADD raises p(correct) on ADD questions ...
+    # learning ADD raises p(correct) on ADD questions (the bounded interval at 12 questions is about +-0.25 wide) ...
+    assert add["delta"] > 0.2 and add["ci_low"] > 0
     assert add["delta"] > mul["delta"] + 0.1      # ... more than on MUL questions
     assert add["acc_learner"] > add["acc_base"]
     assert all(0.0 <= t["p_learner"] <= 1.0 for t in result["tests"])
