@@ -9,7 +9,8 @@ import re
 import pytest
 
 from ntkeval.errors import UserError
-from ntkeval.tracking import (NoLogger, NullTracker, WandbLogger, WandbTracker, read_offline_run, run_id_for)
+from ntkeval.tracking import (NoLogger, NullTracker, WandbLogger, WandbTracker, read_offline_run,
+                              remove_earlier_attempts, run_id_for)
 
 
 @pytest.fixture(autouse=True)
@@ -65,7 +66,8 @@ def test_two_offline_runs_in_one_process_read_back(tmp_path):
                                               "data": [[0, "add", 0.5], [1, "mul", None]]}
 
 
-def test_same_run_id_resumes_the_same_run(tmp_path):
+def test_a_rerun_replaces_the_earlier_attempts_offline_dir(tmp_path):
+    """wandb cannot resume an offline run (each init writes a new dir): the rerun's dir must be the run's only one."""
     logger = WandbLogger(mode="offline")
     dirs = []
     for attempt in range(2):
@@ -73,10 +75,34 @@ def test_same_run_id_resumes_the_same_run(tmp_path):
         tracker.log({"train/loss": float(attempt)}, step=attempt)
         tracker.finish()
         dirs.append(tracker.run_dir)
-    # Offline, each attempt gets its own directory; `wandb sync` merges them into one run because the ids match.
-    assert dirs[0] != dirs[1]
-    assert [read_offline_run(d)["run_id"] for d in dirs] == [run_id_for("requeued-cell")] * 2
-    assert read_offline_run(dirs[1])["history"][0]["train/loss"] == 1.0
+    assert sorted((tmp_path / "requeued-cell" / "wandb").glob("offline-run-*")) == [dirs[1]]
+    run = read_offline_run(dirs[1])
+    assert run["run_id"] == run_id_for("requeued-cell")
+    assert [row["train/loss"] for row in run["history"]] == [1.0]
+    assert (tmp_path / "requeued-cell" / "wandb" / "latest-run").resolve() == dirs[1]
+
+
+def test_only_the_same_run_ids_earlier_dirs_are_removed(tmp_path):
+    wandb_dir = tmp_path / "wandb"
+    run_id = run_id_for("cell")
+    keep = [wandb_dir / f"offline-run-20260101_000000-{run_id}0", wandb_dir / "offline-run-20260101_000000-other",
+            wandb_dir / f"run-20260101_000000-{run_id}"]  # a longer id, another id, an online run's local files
+    gone = [wandb_dir / f"offline-run-20260101_000000-{run_id}", wandb_dir / f"offline-run-20260101_000001-{run_id}-1"]
+    for path in keep + gone:
+        path.mkdir(parents=True)
+    (wandb_dir / "latest-run").symlink_to(gone[1])
+    assert sorted(remove_earlier_attempts(tmp_path, run_id)) == gone
+    assert all(p.exists() for p in keep) and not any(p.exists() for p in gone)
+    assert not (wandb_dir / "latest-run").is_symlink()  # no link left pointing at a removed run
+
+
+def test_discard_deletes_a_runs_files_without_waiting_for_its_log(tmp_path):
+    tracker = _start(WandbLogger(mode="offline"), "full-disk", tmp_path)
+    tracker.log({"train/loss": 1.0}, step=0)
+    tracker.discard()
+    assert not tracker.run_dir.exists()
+    assert not list((tmp_path / "full-disk" / "wandb").glob("offline-run-*"))
+    tracker.finish()  # a discarded run accepts no more calls and raises nothing
 
 
 def test_run_id_for_is_stable_and_valid():
@@ -100,6 +126,7 @@ def test_null_tracker_and_no_logger_accept_every_call(tmp_path):
         tracker.summary({"a": 1})
         tracker.table("questions", ["a"], [[1]])
         tracker.finish(exit_code=1)
+        tracker.discard()
     assert not (tmp_path / "d").exists()
 
 

@@ -2,8 +2,9 @@
 
 Hydra builds a factory from conf/logger/*.yaml (`WandbLogger` or `NoLogger`); the cell calls `.start(...)` and gets a
 `Tracker`. Results on disk are the source of truth, so a W&B failure only logs a warning and mirroring stops.
-Offline runs land in <dir>/wandb/offline-run-*; upload them later with `wandb sync <run dir>`, or read one back here
-with `read_offline_run` (tests, debugging).
+Offline runs land in <dir>/wandb/offline-run-<time>-<run id>, one per run id: a rerun replaces the earlier attempt's
+directory (see `WandbLogger.start`). Upload them later with `wandb sync <run dir>`, or read one back here with
+`read_offline_run` (tests, debugging).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import struct
 import time
 import zlib
@@ -57,6 +59,7 @@ class Tracker(Protocol):
     def table(self, key: str, columns: list[str], rows: list[list]) -> None: ...
     def image(self, key: str, path: str | Path) -> None: ...
     def finish(self, exit_code: int = 0) -> None: ...
+    def discard(self) -> None: ...  # finish as failed and delete the run's local files (cut short by a full disk)
 
 
 class NullTracker:
@@ -77,6 +80,9 @@ class NullTracker:
         pass
 
     def finish(self, exit_code: int = 0) -> None:
+        pass
+
+    def discard(self) -> None:
         pass
 
 
@@ -115,6 +121,8 @@ class WandbLogger:
             import wandb  # here, not at the top: importing wandb costs ~0.5 s that logger=none should not pay
 
             Path(dir).mkdir(parents=True, exist_ok=True)
+            if self.mode == "offline":
+                remove_earlier_attempts(Path(dir), run_id)
             run = wandb.init(project=self.project, entity=self.entity, mode=self.mode, id=run_id, resume="allow",
                              name=name, group=group, job_type=job_type, tags=self.tags, config=config, dir=str(dir),
                              reinit="finish_previous")  # cells run one after another in one process
@@ -123,6 +131,37 @@ class WandbLogger:
                         type(error).__name__, error)
             return NullTracker()
         return WandbTracker(run)
+
+
+def remove_earlier_attempts(dir: Path, run_id: str) -> list[Path]:
+    """Delete the offline run directories an earlier attempt of `run_id` left under `dir` (killed, failed or
+    finished), so the attempt about to start is the run's only one. Returns what was removed.
+
+    wandb cannot resume an offline run: every `wandb.init` writes a new offline-run-<time>-<id> directory, whatever
+    `resume` says (wandb/wandb#2423, #4624), and `wandb sync` of two directories with one id keeps whichever it syncs
+    last (wandb/wandb#3841), possibly the empty one a kill -9 leaves (its log reaches the disk in 32 KiB blocks, the
+    tail only at finish). Nothing is lost: an ntkeval cell logs its whole run every attempt (config at start, loss
+    curve, kernel row and question table at its end), and a cell's lock keeps two attempts from overlapping.
+    """
+    pattern = re.compile(rf"offline-run-\d{{8}}_\d{{6}}-{re.escape(run_id)}(-\d+)?")
+    removed = []
+    for wandb_dir in (dir / "wandb", dir / ".wandb"):
+        for path in sorted(wandb_dir.glob(f"offline-run-*-{run_id}*")) if wandb_dir.is_dir() else []:
+            if pattern.fullmatch(path.name) and path.is_dir():
+                shutil.rmtree(path)
+                removed.append(path)
+        _remove_dangling_links(wandb_dir)
+    if removed:
+        log.info("W&B run %s: replacing the earlier attempt's offline files (%s)", run_id,
+                 ", ".join(p.name for p in removed))
+    return removed
+
+
+def _remove_dangling_links(wandb_dir: Path) -> None:
+    """wandb/latest-run, debug.log and debug-internal.log link into the newest run; drop links to a removed one."""
+    for path in wandb_dir.iterdir() if wandb_dir.is_dir() else ():
+        if path.is_symlink() and not path.exists():
+            path.unlink(missing_ok=True)
 
 
 class WandbTracker:
@@ -160,6 +199,19 @@ class WandbTracker:
             self._run = None
             if not self._broken and self._log_file.exists():  # absent online with x_skip_transaction_log
                 self._wait_for_complete_log()
+
+    def discard(self) -> None:
+        """Finish the run as failed without waiting for its log, and delete its local files: after a full disk they
+        may be cut short anywhere, and a rerun writes the run whole (see `remove_earlier_attempts`)."""
+        if self._run is not None:
+            try:
+                self._run.finish(exit_code=1)
+            except Exception:  # the files go anyway; the cell's own failure is what gets told
+                pass
+            self._run = None
+        if self.run_dir is not None:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            _remove_dangling_links(self.run_dir.parent)
 
     def _wait_for_complete_log(self) -> None:
         """Block until the run's .wandb log ends with its exit record, so the run on disk is complete on return.
