@@ -9,20 +9,27 @@ files for the report); the cell, learners, scoring, data and cache take plain ar
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
+from ntkeval import locks
 from ntkeval.build import CONF_DIR, build_cell, build_logger
-from ntkeval.callbacks import SWEEP_DIRS
+from ntkeval.callbacks import RUN_DIRS, SWEEP_DIRS
 from ntkeval.errors import UserError
+from ntkeval.faults import (RECORDED, CellFailed, Fault, LogWriteErrors, Stop, describe, log_traceback_to_files,
+                            record)
 
 log = logging.getLogger("ntkeval")
+CELL_LOCK = ".ntkeval-cell.lock"  # in the job dir, held while the cell runs
 
 if not OmegaConf.has_resolver("slug"):
     # Skill names hold "/", which must not create nested job directories.
@@ -30,13 +37,42 @@ if not OmegaConf.has_resolver("slug"):
 
 
 def run(cfg: DictConfig) -> dict:
-    """One Hydra job = one cell. A failure is recorded in result.json and re-raised so launchers see it."""
-    from ntkeval.cell import failed_result, run_cell
+    """One Hydra job = one cell, under a lock on its job dir (a second copy of a running cell refuses).
 
+    A failure is recorded in result.json and becomes one line (faults.py). Inside the `ntkeval` command itself
+    (single runs, the default in-process launcher) the line is kept for the summary and the job returns, unless
+    every later cell would meet the same fault (a full disk), which ends the sweep; in a process a launcher started
+    (submitit local, Slurm) it is raised as CellFailed, which the job hands back to the command.
+    """
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
+    log_writes = LogWriteErrors.install()
+    try:
+        with locks.hold(out_dir / CELL_LOCK):
+            group = Path(hc.sweep.dir).name if hc.mode == RunMode.MULTIRUN else "single-runs"
+            return run_locked(cfg, out_dir, log_file=out_dir / f"{hc.job.name}.log", group=group)
+    except locks.Busy as busy:
+        fault = Fault(f"this cell is already running: {busy}")  # a rerun after it ends finds its result
+        error: BaseException = busy
+    except Exception as raised:
+        error = raised
+        fault = describe(raised, config=_plain(cfg), out_dir=out_dir)
+        if not fault.known and log_writes.fault() is not None:
+            fault = log_writes.fault()  # e.g. W&B giving up on the full disk that also stopped the log
+    if hc.mode == RunMode.MULTIRUN and not SWEEP_DIRS:  # a job process that a launcher started
+        raise CellFailed(fault) from error
+    record(list(hc.overrides.task), fault)
+    if fault.fatal:
+        raise Stop(fault) from None
+    return {"status": "failed", "error": fault.line}
+
+
+def run_locked(cfg: DictConfig, out_dir: Path, log_file: Path, group: str) -> dict:
+    """The cell itself: skipped when this job dir already holds its result, else run and mirrored to the tracker
+    (W&B group `group`)."""
+    from ntkeval.cell import failed_result, run_cell
+
     cell = build_cell(cfg, out_dir)
-    group = Path(hc.sweep.dir).name if hc.mode == RunMode.MULTIRUN else "single-runs"
     finished = previous_result(out_dir, cell.cell_id())
     if finished is not None:
         log.info("cell %s already done in %s: nothing recomputed", cell.cell_id(), out_dir)
@@ -45,15 +81,28 @@ def run(cfg: DictConfig) -> dict:
                                       f"{cell.train_skill}|seed{cell.seed}", group=group,
                                       job_type=cell.learner.name, config={**cell.config, "identity": cell.identity()},
                                       dir=str(out_dir))
-    log_file = out_dir / f"{hc.job.name}.log"
     try:
         result = run_cell(cell, tracker)
     except BaseException as error:
-        failed_result(cell, error, log_file)
-        tracker.finish(exit_code=1)
+        log_traceback_to_files(error)  # the console gets one line; the cell's log keeps where it came from
+        try:
+            failed_result(cell, error, log_file)
+        except OSError:  # the disk that failed the cell cannot take its record either (the write is atomic)
+            pass
+        if describe(error, out_dir=out_dir).fatal:
+            tracker.discard()  # its files may be cut short by the full disk; the rerun writes the run again
+        else:
+            tracker.finish(exit_code=1)
         raise
     tracker.finish(exit_code=0)
     return result
+
+
+def _plain(cfg: DictConfig) -> dict:
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # a config that does not resolve failed the cell already; its fault needs no settings
+        return {}
 
 
 def previous_result(out_dir: Path, cell_id: str) -> dict | None:
@@ -74,7 +123,8 @@ def _hydra_entry(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    """Console entry point: preflight the command line (one-line errors, nothing loaded), then hand over to Hydra."""
+    """Console entry point: preflight the command line (one-line errors, nothing loaded), then hand over to Hydra;
+    faults end in one line each, with the sweep's summary and rerun command where rerunning can help."""
     from ntkeval.preflight import check_command_line
 
     try:
@@ -82,18 +132,45 @@ def main() -> None:
     except UserError as error:
         print(f"ntkeval: error: {error}", file=sys.stderr)
         sys.exit(2)
-    code = 0
+    # Hydra prints an exception that escapes its job runner (say, a job dir it cannot write) as a traceback; with
+    # this it reaches the handlers below instead (a user's own HYDRA_FULL_ERROR=0 keeps Hydra's way).
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    code, stop = 0, None
     try:
         _hydra_entry()
     except SystemExit as exit_:  # Hydra exits 1 after reporting a failed job; the summary still follows
         code = exit_.code if isinstance(exit_.code, int) else 1
+    except Stop as raised:
+        stop = raised
+    except (HydraException, OmegaConfBaseException) as error:  # the config, read by Hydra: not a fault of a cell
+        print(f"ntkeval: error: {' '.join(str(error).split())}", file=sys.stderr)
+        sys.exit(1)
+    except Exception as error:
+        # Only Hydra's own writes of a job's files get here (cells catch their errors), under the command's output dir.
+        written = (SWEEP_DIRS or RUN_DIRS)[-1:]
+        fault = describe(error, out_dir=Path(written[0]) if written else None)
+        if not fault.known:
+            raise  # a bug: its traceback is the useful report
+        stop = Stop(fault)
+    if stop is not None:
+        stopped = "; no further cells were started" if stop.summarise and SWEEP_DIRS else ""
+        print(f"ntkeval: error: {stop.fault.line}{stopped}", file=sys.stderr)
+        code = max(code, 1)
+        if not stop.summarise:
+            sys.exit(code)
     for sweep_dir in SWEEP_DIRS:
         code = max(code, summarise_sweep(Path(sweep_dir)))
+    if not SWEEP_DIRS and RECORDED and stop is None:  # a single run's failure
+        for fault in RECORDED.values():
+            print(f"ntkeval: error: {fault.line}", file=sys.stderr)
+        code = max(code, 1)
     sys.exit(code)
 
 
 def summarise_sweep(sweep_dir: Path) -> int:
-    """Print cells done and failed (first error line and log path) for a finished multirun; 1 if any failed."""
+    """Print cells done and failed for a finished multirun, each problem in one line (the fault this command saw,
+    else what the files say), and the command that reruns what did not finish when rerunning can help; 1 if any
+    failed."""
     from ntkeval.report import load_results
     from ntkeval.sweep_grid import find_problems, relaunch_command
 
@@ -101,9 +178,14 @@ def summarise_sweep(sweep_dir: Path) -> int:
     problems = find_problems(sweep_dir, results, notes=[])
     done = sum(r.get("status") == "done" for r in results)
     print(f"\nsweep {sweep_dir}: {done} cells done, {len(problems)} failed or missing", file=sys.stderr)
-    for problem in problems:
-        print(f"  {problem.line()}", file=sys.stderr)
-    command = relaunch_command(sweep_dir) if problems else None
+    faults = [RECORDED.get(problem.key) for problem in problems]
+    for problem, fault in zip(problems, faults):
+        # an unexpected error is better told by its result.json: the cell, the error and the log with its traceback
+        told = fault is not None and (fault.known or problem.kind != "failed")
+        print(f"  {problem.line(fault.line if told else None)}", file=sys.stderr)
+    helped = [fault for fault in faults if fault is None or fault.rerun is not None]
+    extra = sorted({override for fault in helped if fault is not None for override in fault.rerun})
+    command = relaunch_command(sweep_dir, extra) if helped else None
     if command:
         print(f"  rerun only what did not finish (done cells are skipped, cached stages reused):\n  {command}",
               file=sys.stderr)

@@ -24,9 +24,11 @@ class Problem:
     kind: str      # "failed" | "incomplete" | "missing"
     where: str     # the job dir, or "grid job #k" for a job that has no dir
     message: str   # what happened: the error's first line and log path, the last log line, or the overrides
+    key: tuple[str, ...] = ()  # the job's overrides (override_key): how the command matches what its launcher saw
 
-    def line(self) -> str:
-        return f"{self.kind:<10} {self.where}: {self.message}"
+    def line(self, reason: str | None = None) -> str:
+        """One line; `reason` (what the launcher saw happen to the job) replaces what the files say."""
+        return f"{self.kind:<10} {self.where}: {reason or self.message}"
 
 
 def natural_key(path: Path) -> list:
@@ -81,8 +83,9 @@ def expand_grid(sweep_dir: Path, notes: list[str]) -> list[list[str]] | None:
 
 
 def last_log_line(job_dir: Path) -> str | None:
-    """The last non-empty line of the most recently written *.log file in a job dir, if any."""
-    logs = sorted(Path(job_dir).rglob("*.log"), key=lambda p: p.stat().st_mtime)
+    """The last non-empty line of the most recently written *.log file in a job dir (the job's own log, not the
+    debug logs W&B keeps below it, whose links may point at a run a full disk made us delete), if any."""
+    logs = sorted((p for p in Path(job_dir).glob("*.log") if p.is_file()), key=lambda p: p.stat().st_mtime)
     if not logs:
         return None
     with open(logs[-1], "rb") as f:
@@ -105,7 +108,8 @@ def _failed(results: list[dict]) -> list[Problem]:
             continue
         error = result.get("error") or f"status {result.get('status')!r} and no error recorded"
         message = f"{describe_cell(result.get('cell') or {})}: {error}; log: {result.get('log') or 'none recorded'}"
-        problems.append(Problem("failed", str(Path(result["result_path"]).parent), message))
+        job = Path(result["result_path"]).parent
+        problems.append(Problem("failed", str(job), message, override_key(job_overrides(job))))
     return problems
 
 
@@ -118,7 +122,7 @@ def _incomplete(jobs: list[Path], results: list[dict]) -> list[Problem]:
         what = "result.json is unreadable" if (job / "result.json").exists() else "started but wrote no result.json"
         last = last_log_line(job)
         message = f"{what} ({' '.join(job_overrides(job))}); " + (f"last log line: {last}" if last else "no *.log file")
-        problems.append(Problem("incomplete", str(job), message))
+        problems.append(Problem("incomplete", str(job), message, override_key(job_overrides(job))))
     return problems
 
 
@@ -131,7 +135,8 @@ def find_problems(sweep_dir: Path | str, results: list[dict], notes: list[str] |
     grid = expand_grid(sweep_dir, own_notes)
     if grid is not None:
         started = {override_key(job_overrides(job)) for job in jobs}
-        problems += [Problem("missing", f"grid job #{num}", f"no job dir has the overrides {' '.join(overrides)}")
+        problems += [Problem("missing", f"grid job #{num}", f"no job dir has the overrides {' '.join(overrides)}",
+                             override_key(overrides))
                      for num, overrides in enumerate(grid) if override_key(overrides) not in started]
     if notes is None:
         for note in own_notes:
@@ -139,16 +144,20 @@ def find_problems(sweep_dir: Path | str, results: list[dict], notes: list[str] |
     return problems
 
 
-def relaunch_command(sweep_dir: Path | str) -> str | None:
+def relaunch_command(sweep_dir: Path | str, extra: list[str] | tuple[str, ...] = ()) -> str | None:
     """The command that reruns a sweep in place: finished cells are skipped and cached stages reused, so only
-    failed, incomplete and missing cells do work. None when the sweep's command line is not on record."""
+    failed, incomplete and missing cells do work. It keeps the sweep's Hydra overrides too (hydra/launcher=slurm and
+    its settings: a Slurm sweep reruns on Slurm). `extra` overrides replace the recorded ones of the same key (a
+    lower scorer.batch_size after running out of memory). None when the sweep's command line is not on record."""
     path = Path(sweep_dir) / "multirun.yaml"
     try:
-        task = OmegaConf.select(OmegaConf.load(path), "hydra.overrides.task", default=None)
+        overrides = OmegaConf.select(OmegaConf.load(path), "hydra.overrides", default=None)
     except Exception:  # no or unreadable multirun.yaml: nothing to rebuild the command from
         return None
-    if task is None:
+    if overrides is None or overrides.get("task") is None:
         return None
-    args = [str(t) for t in OmegaConf.to_container(task, resolve=False)]
-    args = [a for a in args if not a.startswith("hydra.sweep.dir=")]
+    recorded = [str(o) for key in ("task", "hydra") for o in OmegaConf.to_container(overrides.get(key) or [])]
+    # hydra.mode is what -m says; the sweep dir goes last, as the one part that must not change
+    replaced = {o.split("=", 1)[0] for o in extra} | {"hydra.sweep.dir", "hydra.mode"}
+    args = [a for a in recorded if a.split("=", 1)[0] not in replaced] + list(extra)
     return " ".join(["ntkeval", "-m", *(shlex.quote(a) for a in args), shlex.quote(f"hydra.sweep.dir={sweep_dir}")])
