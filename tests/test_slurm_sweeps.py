@@ -1,9 +1,13 @@
-"""ntkeval sweeps on the live one-node Slurm cluster: preemption mid-tuning, failing cells, racing cells, preflight.
+"""ntkeval sweeps on the live one-node Slurm cluster: preemption mid-tuning, failing cells, racing cells, preflight,
+a controller out of reach and a cell cancelled with scancel (each told in one line).
 
 Run alone with `python -m pytest -m slurm`; needs root and apt-get (tests/slurm_cluster.py starts the cluster).
 """
 
 import json
+import os
+import re
+import socket
 import subprocess
 import sys
 import time
@@ -114,3 +118,65 @@ def test_preflight_rejects_a_bad_grid_and_submits_nothing(slurm_cluster, tmp_pat
     assert "'add/questio'" in run.stderr and "'mul/symbl'" in run.stderr
     after = subprocess.run(["sacct", "-n", "-X", "-a", "-o", "JobID"], capture_output=True, text=True).stdout
     assert after == before and not (tmp_path / "sweep").exists()
+
+
+def told(stderr: str) -> list[str]:
+    """What the command itself printed: stderr without log lines (they start with a timestamp in brackets)."""
+    return [line.strip() for line in stderr.splitlines() if line.strip() and not line.startswith("[")]
+
+
+def all_jobs() -> str:
+    return subprocess.run(["sacct", "-n", "-X", "-a", "-o", "JobID"], capture_output=True, text=True).stdout
+
+
+def test_an_unreachable_controller_is_one_line_and_submits_nothing(slurm_cluster, tmp_path):
+    """SLURM_CONF names a controller port nobody listens on: sbatch cannot connect, as with slurmctld down."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # free now, and nothing will listen on it
+    conf = (slurm_cluster.state_dir / "etc" / "slurm.conf").read_text()
+    dead = tmp_path / "slurm.conf"
+    dead.write_text(re.sub(r"(?m)^SlurmctldHost=.*$", rf"\g<0>\nSlurmctldPort={port}", conf))
+    sweep, before = tmp_path / "sweep", all_jobs()
+    run = subprocess.run(sweep_command(slurm_cluster, sweep, tmp_path / "cache", "learner=icl-skill,tune-skill",
+                                      "pair.test=add/question"),
+                         cwd=REPO, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "SLURM_CONF": str(dead)})
+    assert run.returncode == 1 and run.stdout == ""
+    assert re.fullmatch(r"ntkeval: error: cannot reach the Slurm controller: sbatch: error: .*"
+                        r"(contact slurm controller|connect).*", run.stderr.strip()), run.stderr
+    assert not sweep.exists()  # nothing half-made: no sweep dir, no job pickles, no rerun command
+    assert all_jobs() == before
+
+
+def test_a_cell_cancelled_with_scancel_is_one_line_and_its_rerun_finishes_the_sweep(slurm_cluster, tmp_path):
+    sweep, cache = tmp_path / "sweep", tmp_path / "cache"
+    command = sweep_command(slurm_cluster, sweep, cache, "learner=tune-skill,icl-skill", "pair.test=add/question")
+    launch = subprocess.Popen(command, cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while True:  # the tune-skill cell (array task 0) running: cancel it
+        states = dict(line.split() for line in subprocess.run(
+            ["squeue", "-h", "-o", "%i %T"], capture_output=True, text=True, check=True).stdout.splitlines())
+        first = [job for job, state in states.items() if job.endswith("_0") and state == "RUNNING"]
+        if first:
+            break
+        assert launch.poll() is None and time.monotonic() < deadline, f"no running cell: {states}"
+        time.sleep(0.1)
+    subprocess.run(["scancel", first[0]], check=True, timeout=30)
+    _, stderr = launch.communicate(timeout=300)
+    assert launch.returncode == 1
+    assert "Traceback" not in stderr
+    lines = told(stderr)
+    assert lines[0] == f"sweep {sweep}: 1 cells done, 1 failed or missing", lines
+    assert re.fullmatch(rf"(incomplete {sweep}/0_tiny_tune-skill_add-question|missing +grid job #0): "
+                        r"cancelled by Slurm: state CANCELLED", lines[1]), lines
+    assert lines[2].startswith("rerun only what did not finish") and len(lines) == 4
+    rerun = lines[3].split()
+    assert rerun[:2] == ["ntkeval", "-m"] and f"hydra.sweep.dir={sweep}" in rerun
+    assert "hydra/launcher=slurm" in rerun and f"hydra.launcher.partition={slurm_cluster.partition}" in rerun
+
+    again = subprocess.run([sys.executable, "-m", "ntkeval", *rerun[1:]], cwd=REPO, capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "submitted 2 cells to Slurm" in again.stdout + again.stderr  # to Slurm, as the sweep went
+    assert [r["status"] for r in results(sweep).values()] == ["done", "done"]
