@@ -24,25 +24,11 @@ from ntkeval.prompts import PromptFormat
 from ntkeval.sampling import Completion, SamplingSpec, _eos_ids, _finish, completion_logprobs, draw
 from ntkeval.scorers import NtkScorer, Role, Roles, SampledScorer
 from ntkeval.scorers.samples import samples
+from logit_bias import LogitBias
 
 MAX_NEW = 2
 QUESTIONS = [Example("t/test/0", "t", "What is 3+4?", "7"), Example("t/test/1", "t", "What is 5+4?", "9")]
 SEEDS = range(30)
-
-
-class LogitBias(torch.nn.Module):
-    """Another model: the wrapped one with `bias` added to its logits."""
-
-    def __init__(self, base, bias: torch.Tensor):
-        super().__init__()
-        self.base = base
-        self.generation_config = base.generation_config
-        self.register_buffer("bias", bias)
-
-    def forward(self, *args, **kwargs):
-        out = self.base(*args, **kwargs)
-        out.logits = out.logits + self.bias.to(out.logits.dtype)
-        return out
 
 
 class AnyInteger:

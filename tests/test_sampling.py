@@ -17,6 +17,7 @@ from ntkeval.sampling import SamplingSpec, completion_logprobs, draw, draw_all, 
 from ntkeval.scorers import Role, Roles
 from ntkeval.scorers import samples as samples_module
 from ntkeval.scoring import answer_logprobs, encode_pair
+from logit_bias import LogitBias
 
 PROMPT = "Q: What is 3+4?\nA:"
 
@@ -31,21 +32,6 @@ def both_tiny(request):
     """Both tiny architectures (sentencepiece-like tokenizer with BOS; byte-level BPE without), sharper than
     default (initializer_range 0.3) so that probabilities vary."""
     return TinyModel(arch=request.param, initializer_range=0.3).load("cpu")
-
-
-class LogitBias(torch.nn.Module):
-    """Another model: the wrapped one with `bias` added to its logits."""
-
-    def __init__(self, base, bias: torch.Tensor):
-        super().__init__()
-        self.base = base
-        self.generation_config = base.generation_config
-        self.register_buffer("bias", bias)
-
-    def forward(self, *args, **kwargs):
-        out = self.base(*args, **kwargs)
-        out.logits = out.logits + self.bias.to(out.logits.dtype)
-        return out
 
 
 def teacher_forced(model, tokenizer, prompt, tokens, temperature=1.0, top_p=1.0) -> float:
