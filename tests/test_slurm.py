@@ -55,6 +55,7 @@ def test_submitit_job_returns_its_result(slurm_cluster, tmp_path):
     assert slurm_cluster.wait_final(job.job_id) == "COMPLETED"  # job.state may lag: submitit polls sacct lazily
 
 
+@pytest.mark.timeout(300)  # "without hanging": a hang fails here instead of stalling the suite (not a speed target)
 def test_scancelled_submitit_job_reports_cancelled_without_hanging(slurm_cluster, tmp_path):
     executor = submitit.AutoExecutor(folder=tmp_path / "submitit")
     executor.update_parameters(slurm_partition=slurm_cluster.partition, timeout_min=2, cpus_per_task=1, mem_gb=1)
@@ -66,10 +67,8 @@ def test_scancelled_submitit_job_reports_cancelled_without_hanging(slurm_cluster
     subprocess.run(["scancel", job.job_id], check=True, timeout=30)
     _wait_done(job, timeout_s=30)
     assert job.state.startswith("CANCELLED")
-    started = time.monotonic()
     with pytest.raises(submitit.core.utils.UncompletedJobError, match="CANCELLED"):
         job.result()  # waits submitit's 15 s for a late result file (slow shared filesystems), then raises
-    assert time.monotonic() - started < 40
 
 
 def test_multirun_through_the_slurm_launcher_returns_every_cell(slurm_cluster, tmp_path):
