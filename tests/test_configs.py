@@ -32,7 +32,8 @@ def dataset_overrides(option: str, tmp_path) -> list[str]:
         lines = [json.dumps({"question": f"{s} question {i}?", "answer": str(i), "skill": s})
                  for s in ("alpha", "beta") for i in range(6)]
         path.write_text("\n".join(lines) + "\n")
-        return [f"dataset.path={path}", "pair.train=alpha", "dataset.n_train=3", "dataset.n_test=3"]
+        return [f"dataset.path={path}", "pair.train=alpha", "dataset.n_train=3", "dataset.n_test=3",
+                "learner.demos=2"]  # the default learner draws its demonstrations from the 3 train questions
     return []
 
 
