@@ -24,22 +24,11 @@ from ntkeval.prompts import PromptFormat
 from ntkeval.sampling import Completion, SamplingSpec, _eos_ids, _finish, completion_logprobs, draw
 from ntkeval.scorers import NtkScorer, Role, Roles, SampledScorer
 from ntkeval.scorers.samples import samples
-from logit_bias import LogitBias
+from sampling_fakes import AnyInteger, LogitBias
 
 MAX_NEW = 2
 QUESTIONS = [Example("t/test/0", "t", "What is 3+4?", "7"), Example("t/test/1", "t", "What is 5+4?", "9")]
 SEEDS = range(30)
-
-
-class AnyInteger:
-    """A data set whose every readable integer answer counts as correct."""
-    name = "any-integer"
-
-    def answer_kind(self, example):
-        return "integer"
-
-    def is_correct(self, example, given):
-        return True
 
 
 def correct(text: str) -> int:

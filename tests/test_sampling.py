@@ -17,7 +17,7 @@ from ntkeval.sampling import SamplingSpec, completion_logprobs, draw, draw_all, 
 from ntkeval.scorers import Role, Roles
 from ntkeval.scorers import samples as samples_module
 from ntkeval.scoring import answer_logprobs, encode_pair
-from logit_bias import LogitBias
+from sampling_fakes import AnyInteger, LogitBias
 
 PROMPT = "Q: What is 3+4?\nA:"
 
@@ -166,16 +166,6 @@ def test_the_canonical_completion_is_drawn_with_its_teacher_forced_probability(a
     canonical = [c for c in drawn if list(c.tokens) == pair.answer]
     assert canonical and all(c.end == "stop" and c.text.strip() == "7" for c in canonical)
     assert all(c.logp == pytest.approx(math.log(p), abs=1e-4) for c in canonical)
-
-
-class AnyInteger:
-    name = "any-integer"
-
-    def answer_kind(self, example):
-        return "integer"
-
-    def is_correct(self, example, given):
-        return True
 
 
 class CachingView:
