@@ -41,9 +41,8 @@ class TwoModelView:
     def __init__(self, models: dict, tokenizer, seed: int):
         self.test_skill, self.examples, self.dataset = "t", QUESTIONS, AnyInteger()
         self.fmt, self.seed = PromptFormat(), seed
-        # role keys as a cell builds them: a learner's key records the seed it adapts with
         self.roles = Roles(base=Role("base"), control=Role("control", object(), {"role": "control", "seed": seed}),
-                           learner=Role("learner", object(), {"role": "learner", "seed": seed}))
+                           learner=Role("learner", object(), {"role": "learner", "seed": seed}), seed=seed)
         self.models, self.tokenizer = models, tokenizer
 
     def record(self, stage, compute):

@@ -176,7 +176,7 @@ class CachingView:
         self.test_skill, self.dataset, self.fmt, self.seed = "t", AnyInteger(), PromptFormat(), seed
         self.examples = [Example("t/test/0", "t", "What is 3+4?", "7")]
         base = Role("base")
-        self.roles = Roles(base=base, control=base, learner=base)
+        self.roles = Roles(base=base, control=base, learner=base, seed=seed)
         self.model, self.tokenizer, self.store, self.computed = model, tokenizer, store, computed
 
     def record(self, stage, compute):

@@ -89,7 +89,8 @@ class Cell:
         role = lambda learner: Role(learner.name, learner, learner.key(self.train_skill, self.seed))  # noqa: E731
         base = Role("base")
         control = self.learner.control()
-        return Roles(base=base, control=role(control) if control is not None else base, learner=role(self.learner))
+        return Roles(base=base, control=role(control) if control is not None else base, learner=role(self.learner),
+                     seed=self.seed)
 
 
 class _Stages:

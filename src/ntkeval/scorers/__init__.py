@@ -40,6 +40,7 @@ class Roles:
     base: Role
     control: Role            # the base role itself when the learner has no control of its own
     learner: Role
+    seed: int                # the cell's seed: it seeds sampled streams, and the base role's key does not hold it
 
     @property
     def has_control(self) -> bool:

@@ -30,7 +30,7 @@ from ntkeval.kernel import paired_delta
 from ntkeval.sampling import SamplingSpec
 from ntkeval.scorers import Roles, Stage
 from ntkeval.scorers.sampled import unparsable
-from ntkeval.scorers.samples import cell_seed, logp_stage, sample_logps, sample_stage, samples
+from ntkeval.scorers.samples import logp_stage, sample_logps, sample_stage, samples
 
 ESTIMATES = ("balanced", "mirror", "importance")
 # The range a per-question estimate can take, for the interval over questions (ntkeval.kernel): each balanced term
@@ -83,7 +83,7 @@ class NtkScorer:
         return any(e in ("mirror", "balanced") for e in self.estimates)
 
     def stages(self, roles: Roles) -> list[Stage]:
-        c, lr, seed = roles.control, roles.learner, cell_seed(roles)
+        c, lr, seed = roles.control, roles.learner, roles.seed
         out = [sample_stage(self.spec, c, seed)]  # always: p_control and sparse_control come from them
         if self._weights_of_control_samples():
             out.append(logp_stage(self.spec, c, lr, seed))

@@ -12,7 +12,7 @@ from ntkeval import estimators
 from ntkeval.kernel import paired_delta
 from ntkeval.sampling import SamplingSpec
 from ntkeval.scorers import Roles, Stage
-from ntkeval.scorers.samples import cell_seed, sample_stage, samples
+from ntkeval.scorers.samples import sample_stage, samples
 
 
 @dataclass
@@ -33,8 +33,7 @@ class SampledScorer:
         """Every learner can be sampled."""
 
     def stages(self, roles: Roles) -> list[Stage]:
-        seed = cell_seed(roles)
-        return [sample_stage(self.spec, r, seed) for r in roles.distinct(roles.base, roles.control, roles.learner)]
+        return [sample_stage(self.spec, r, roles.seed) for r in roles.distinct(roles.base, roles.control, roles.learner)]
 
     def compare(self, view) -> tuple[dict, list[dict]]:
         roles = view.roles

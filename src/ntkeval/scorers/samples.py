@@ -16,7 +16,7 @@ from ntkeval.answer_parser import final_answer
 from ntkeval.cache import Checked, stable_hash
 from ntkeval.data.answers import EQUIVALENCE_VERSION
 from ntkeval.sampling import Completion, SamplingSpec, completion_logprobs, draw_all
-from ntkeval.scorers import Role, Roles, Stage
+from ntkeval.scorers import Role, Stage
 from ntkeval.scoring import SCORING_RULE_VERSION
 
 SAMPLES = "samples"
@@ -37,16 +37,6 @@ def logp_stage(spec: SamplingSpec, sampler: Role, scorer: Role, seed: int) -> St
     """log p under `scorer` of `sampler`'s completions: keyed by whatever keys those completions."""
     return Stage(SAMPLE_LOGPS, scorer, {"sampling": spec.identity(), "seed": seed, "sampler": sampler.key,
                                         "samples": SAMPLES_VERSION, "rule": SCORING_RULE_VERSION})
-
-
-def cell_seed(roles: Roles) -> int:
-    """The cell's seed, for listing a scorer's stages before any view exists (the dry-run plan): the seed in the
-    learner's key (Learner.key(train_skill, seed) records the seed it adapts with, which is the cell's)."""
-    for role in (roles.learner, roles.control):
-        if isinstance(role.key, dict) and isinstance(role.key.get("seed"), int):
-            return role.key["seed"]
-    raise ValueError("cannot key sample stages: no role's key holds the cell's seed (a learner's key must record "
-                     "the seed it adapts with)")
 
 
 def question_seed(seed: int, role: Role, example_id: str, spec: SamplingSpec) -> int:
