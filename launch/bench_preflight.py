@@ -21,9 +21,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.test_preflight_battery import BATTERY  # noqa: E402  (the battery lives with the tests that check it)
-
 from ntkeval.schema import host  # noqa: E402
+from tests.test_preflight_battery import BATTERY  # noqa: E402  (the battery lives with the tests that check it)
 
 COMMAND = Path(sys.executable).parent / "ntkeval"  # the console script pip installed next to this interpreter
 

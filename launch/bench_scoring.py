@@ -22,16 +22,16 @@ import time
 
 import torch
 
+from ntkeval.backends.huggingface.teacher_forcing import encode_pair, score_pairs
 from ntkeval.data.arith import ArithDataset
 from ntkeval.prompts import PromptFormat
-from ntkeval.scoring import encode_pair, score_pairs
 
 
 def load(name: str):
     if name == "tiny":
-        from ntkeval.models import TinyModel
+        from ntkeval.backends.huggingface.tiny import TinyModel
         return TinyModel(name="tiny", arch="llama").load("cpu")
-    from ntkeval.models import EmbeddedModel
+    from ntkeval.backends.huggingface.embedded import EmbeddedModel
     cache = os.environ.get("NTKEVAL_CACHE", "~/.cache/ntkeval")  # conf/config.yaml's cache_dir rule
     return EmbeddedModel(cache_dir=f"{cache}/models").load("cpu")
 

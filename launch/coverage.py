@@ -3,9 +3,9 @@
     python launch/coverage.py [--reps 1000] [--seed 0] [--resamples 1000]
 
 Per-question differences p_learner - p_control are drawn from five shapes whose mean is known exactly, at 8, 16,
-32 and 64 questions; every method of ntkeval.kernel.mean_interval is applied to each sample. A second table pools
+32 and 64 questions; every method of ntkeval.stats.intervals.mean_interval is applied to each sample. A second table pools
 S = 2, 3, 5 seeds of 16 questions, each seed with its own planted offset (its adaptation went better or worse):
-ntkeval.kernel.pooled_delta against its two halves alone and a two-stage bootstrap (resample seeds, then
+ntkeval.stats.intervals.pooled_delta against its two halves alone and a two-stage bootstrap (resample seeds, then
 questions within them). Coverage is printed with its Monte Carlo standard error; widths are means.
 tests/test_statistics_calibration.py loads SHAPES and SEEDED from here, so the tests check the shapes tabled.
 """
@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from ntkeval.kernel import METHODS, mean_interval, pooled_delta, t_quantile
+from ntkeval.stats.intervals import METHODS, mean_interval, pooled_delta, t_quantile
 
 Sampler = Callable[[np.random.Generator, tuple[int, ...]], np.ndarray]
 

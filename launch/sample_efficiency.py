@@ -13,7 +13,7 @@ very quantity (not p(any equivalent parsed answer), which the exact scorer does 
 SIMULATED DRAWS. Under that event every estimator sees a completion only through whether it is canonical and, if
 so, through w = p_learner(canonical) / p_control(canonical), both known exactly; at temperature 1 and top-p 1 a
 completion is canonical with probability exactly p_model(canonical). So n draws per question from each model are
-simulated exactly by binomial counts (ntkeval.efficiency), with --replications independent draws at every size, up
+simulated exactly by binomial counts (ntkeval.stats.efficiency), with --replications independent draws at every size, up
 to --n-max samples per question. Nothing about the estimators is approximated; the model is used only for the exact
 scores.
 
@@ -37,9 +37,17 @@ import math
 import sys
 from pathlib import Path
 
-from ntkeval.efficiency import (ESTIMATORS, CanonicalQuestion, exact_delta, normal_samples_needed, samples_needed,
-                                simulate, sizes, z_value)
 from ntkeval.errors import UserError
+from ntkeval.stats.efficiency import (
+    ESTIMATORS,
+    CanonicalQuestion,
+    exact_delta,
+    normal_samples_needed,
+    samples_needed,
+    simulate,
+    sizes,
+    z_value,
+)
 
 RMSE_AT = (16, 64, 256)  # sizes whose RMSE the summary lists (those within --n-max)
 
@@ -77,7 +85,7 @@ def canonical_ids(tokenizer, prompt: str, target: str) -> list[int]:
     """The token ids the sampler must produce after `prompt` for the exact scorer's event: those the exact scorer
     teacher-forces. They are the same event only if the prompt has no trailing whitespace (the scoring rule moves
     it into the answer, the sampler conditions on it)."""
-    from ntkeval.scoring import encode_pair
+    from ntkeval.backends.huggingface.teacher_forcing import encode_pair
 
     pair = encode_pair(tokenizer, prompt, target)
     context = tokenizer(prompt)["input_ids"] or [tokenizer.bos_token_id or tokenizer.eos_token_id]
@@ -90,8 +98,8 @@ def canonical_ids(tokenizer, prompt: str, target: str) -> list[int]:
 
 def validate_draws(view, args, exact_rows: list[dict]) -> list[dict]:
     """Real draws against the teacher-forced probabilities of the canonical completion, per model."""
-    from ntkeval.sampling import SamplingSpec
-    from ntkeval.scorers.samples import samples
+    from ntkeval.backends.huggingface.sampling import SamplingSpec
+    from ntkeval.scorers.sample_stages import samples
 
     roles = view.roles
     rows = []
@@ -124,7 +132,7 @@ def validate_draws(view, args, exact_rows: list[dict]) -> list[dict]:
 def measure(args) -> tuple[list[dict], list[dict], list[dict]]:
     from ntkeval.cell import skill_views
     from ntkeval.preflight import compose_cell
-    from ntkeval.scorers import ExactScorer
+    from ntkeval.scorers.exact import ExactScorer
 
     _check(args)
     cell = compose_cell(args.overrides, args.out)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ntkeval.answer_parser import final_answer, readable
+from ntkeval.data.answer_reading import final_answer, readable
 
 
 @pytest.mark.parametrize("completion, kind, want", [

@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from ntkeval.data.answers import KINDS, equivalent, is_canonical, parse, wrong_answer
+from ntkeval.data.answer_kinds import KINDS, equivalent, is_canonical, parse, wrong_answer
 
 SAME = [  # (given, canonical, kind): a person or a model may write these, and they are right
     ("12", "12", "integer"), ("+12", "12", "integer"), ("12.0", "12", "integer"), ("1,200", "1200", "integer"),

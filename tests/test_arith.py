@@ -14,7 +14,7 @@ from fractions import Fraction
 import pytest
 
 from ntkeval.data.arith import NAMES, OPS, THINGS, ArithDataset, evaluate
-from ntkeval.data.example import Example
+from ntkeval.data.base import Example
 from ntkeval.errors import UserError
 
 SEEDS = range(6)

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf, open_dict
 
+from ntkeval.backends.huggingface.dtypes import HALF_DTYPES
 from ntkeval.build import build_cell
 from ntkeval.cache import stable_hash
 from ntkeval.errors import UserError
-from ntkeval.models.dtypes import HALF_DTYPES
 from ntkeval.preflight import group_options
 
 GROUPS = ["model", "learner", "dataset", "pair", "scorer", "logger", "experiment"]

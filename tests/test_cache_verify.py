@@ -15,15 +15,17 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
+from ntkeval.backends.huggingface.tiny import TinyModel
 from ntkeval.cache import StageCache, stable_hash
 from ntkeval.cell import Cell, run_cell
 from ntkeval.data.arith import ArithDataset
 from ntkeval.errors import UserError
-from ntkeval.learners import InContextLearner, LoraLearner
-from ntkeval.models import TinyModel
+from ntkeval.learners.icl import InContextLearner
+from ntkeval.learners.lora import LoraLearner
 from ntkeval.prompts import PromptFormat
-from ntkeval.scorers import ExactScorer, SampledScorer
-from ntkeval.tracking import NullTracker
+from ntkeval.scorers.exact import ExactScorer
+from ntkeval.scorers.sampled import SampledScorer
+from ntkeval.tracking.base import NullTracker
 
 TESTS = ["add/question", "mul/symbol"]
 HOUR = 3600

@@ -7,17 +7,21 @@ from pathlib import Path
 import pytest
 import torch
 
+from ntkeval.backends.huggingface.session import ModelSession
+from ntkeval.backends.huggingface.tiny import TinyModel
+from ntkeval.backends.huggingface.training import train_lora
 from ntkeval.cache import StageCache
 from ntkeval.cell import Cell, run_cell
 from ntkeval.data.arith import ArithDataset
 from ntkeval.errors import UserError
-from ntkeval.learners import AdaptContext, InContextLearner, LoraLearner
-from ntkeval.learners.training import train_lora
-from ntkeval.models import TinyModel
+from ntkeval.learners.base import AdaptContext
+from ntkeval.learners.icl import InContextLearner
+from ntkeval.learners.lora import LoraLearner
 from ntkeval.prompts import PromptFormat
-from ntkeval.scorers import ExactScorer, NtkScorer, SampledScorer
-from ntkeval.session import ModelSession
-from ntkeval.tracking import NullTracker
+from ntkeval.scorers.exact import ExactScorer
+from ntkeval.scorers.ntk import NtkScorer
+from ntkeval.scorers.sampled import SampledScorer
+from ntkeval.tracking.base import NullTracker
 
 TESTS = ["add/question", "mul/symbol"]
 
@@ -143,7 +147,7 @@ def _fresh_adapter_model():
 
 
 def test_tuning_killed_mid_way_resumes_from_its_checkpoint_with_identical_results(tmp_path, monkeypatch):
-    import ntkeval.learners.training as training
+    import ntkeval.backends.huggingface.training as training
 
     texts = [(f"Q: What is {a}+{a}?\nA:", f" {2 * a}\n") for a in range(10, 22)]
     args = dict(steps=7, batch_size=4, lr=1e-2, weight_decay=0.0, seed=3)
@@ -259,9 +263,8 @@ def test_logging_reads_the_loss_curve_back_and_never_trains(tmp_path, monkeypatc
 
 def test_tune_base_and_tune_skill_share_initialisation_and_data_order(tmp_path, monkeypatch):
     """The control differs from the learner only in its answers: same initial adapter, same question order."""
+    from ntkeval.backends.huggingface import training as training_module
     from ntkeval.learners import lora as lora_module
-
-    from ntkeval.learners import training as training_module
 
     seen: dict[str, dict] = {}
     real, real_collate = lora_module.train_lora, training_module._collate

@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from ntkeval.tracking import read_offline_run
+from wandb_offline import read_offline_run
 
 FAST = ["model=tiny", "dataset.n_train=8", "dataset.n_test=4", "tuning.steps=3", "tuning.batch_size=4",
         "learner.demos=2"]
@@ -68,7 +67,7 @@ def test_wandb_offline_runs_hold_the_logged_keys(sweep):
 
 def test_report_gathers_the_sweep(sweep, tmp_path):
     out = tmp_path / "report"
-    done = subprocess.run([sys.executable, "-m", "ntkeval.report", str(sweep), "--out", str(out)],
+    done = subprocess.run([sys.executable, "-m", "ntkeval.report.sweep_report", str(sweep), "--out", str(out)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     rows = list(csv.DictReader((out / "kernel.csv").open()))
@@ -106,7 +105,7 @@ def test_a_failing_cell_keeps_its_siblings_results(tmp_path):
     summary = done.stderr[done.stderr.index("\nsweep "):]
     assert "1 cells done, 1 failed or missing" in summary
     assert "failed" in summary and "1_codellama_icl-skill_add-question" in summary and "OSError" in summary
-    report = subprocess.run([sys.executable, "-m", "ntkeval.report", str(tmp_path / "sw")], capture_output=True,
+    report = subprocess.run([sys.executable, "-m", "ntkeval.report.sweep_report", str(tmp_path / "sw")], capture_output=True,
                             text=True, timeout=120)
     assert report.returncode == 1 and "failed" in report.stdout
     command = report.stdout.split("to rerun only the failed, incomplete and missing cells:\n")[1].split()
@@ -184,7 +183,7 @@ def test_bad_input_fails_in_one_line_before_any_model_loads(tmp_path, args, bad,
 
 def test_report_logs_a_summary_run_to_wandb_in_the_sweeps_group(sweep, tmp_path):
     out = tmp_path / "report"
-    done = subprocess.run([sys.executable, "-m", "ntkeval.report", str(sweep), "--out", str(out), "--wandb",
+    done = subprocess.run([sys.executable, "-m", "ntkeval.report.sweep_report", str(sweep), "--out", str(out), "--wandb",
                            "offline"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     (run_dir,) = out.glob("wandb/offline-run-*")

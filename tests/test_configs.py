@@ -158,14 +158,14 @@ def test_the_schema_mirrors_each_class(schema):
 
 
 def test_the_schema_choices_are_the_classes_choices():
+    from ntkeval.backends.huggingface.tiny import _ARCHES
     from ntkeval.data.jsonl import OPTIONAL, REQUIRED
     from ntkeval.learners.icl import SOURCES
     from ntkeval.learners.lora import ANSWERS
-    from ntkeval.models.tiny import _ARCHES
     from ntkeval.schema import nodes
     from ntkeval.schema.rules import rule_of
     from ntkeval.scorers.ntk import ESTIMATES
-    from ntkeval.tracking import MODES
+    from ntkeval.tracking.wandb_tracker import MODES
 
     def choices(schema, name):
         return tuple(rule_of(next(f for f in __import__("dataclasses").fields(schema) if f.name == name)).choices)

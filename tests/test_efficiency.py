@@ -1,5 +1,5 @@
 """Sample efficiency on the exact scorer's event (the completion is exactly the canonical answer + delimiter):
-the closed forms equal ntkeval.estimators, the simulated estimators are unbiased for the exact delta, their power
+the closed forms equal ntkeval.stats.estimators, the simulated estimators are unbiased for the exact delta, their power
 matches the normal approximation where it holds, and launch/sample_efficiency.py end to end on the tiny model."""
 
 import csv
@@ -12,9 +12,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ntkeval import estimators
-from ntkeval.efficiency import (ESTIMATORS, CanonicalQuestion, estimates, exact_delta, exact_sd, normal_power,
-                                normal_samples_needed, samples_needed, simulate, sizes, wilson)
+from ntkeval.stats import estimators
+from ntkeval.stats.efficiency import (
+    ESTIMATORS,
+    CanonicalQuestion,
+    estimates,
+    exact_delta,
+    exact_sd,
+    normal_power,
+    normal_samples_needed,
+    samples_needed,
+    simulate,
+    sizes,
+    wilson,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 

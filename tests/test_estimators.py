@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from ntkeval import estimators
+from ntkeval.stats import estimators
 
 
 def test_accuracy_difference_and_its_standard_error():

@@ -21,9 +21,10 @@ import time
 from pathlib import Path
 
 import pytest
+from wandb_offline import read_offline_run
 
-from ntkeval import faults, locks
-from ntkeval.tracking import _log_is_complete, read_offline_run
+from ntkeval.jobs import faults, locks
+from ntkeval.tracking.wandb_tracker import _log_is_complete
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["model=tiny", "dataset.n_train=8", "dataset.n_test=4", "pair.test=add/question"]
@@ -331,7 +332,7 @@ def test_a_lock_refuses_a_second_holder_by_name_and_frees_on_release(tmp_path):
         with pytest.raises(locks.Busy, match=rf"pid {os.getpid()} on host {re.escape(socket.gethostname())} since "):
             locks.hold(path)
     locks.hold(path).release()  # released: free again
-    holder = subprocess.Popen([sys.executable, "-c", f"from ntkeval import locks; import time; "
+    holder = subprocess.Popen([sys.executable, "-c", f"from ntkeval.jobs import locks; import time; "
                                f"locks.hold({str(path)!r}); print('held', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True)
     try:

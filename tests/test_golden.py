@@ -16,7 +16,7 @@ from omegaconf import open_dict
 
 from ntkeval.build import build_cell
 from ntkeval.cell import run_cell
-from ntkeval.tracking import NullTracker
+from ntkeval.tracking.base import NullTracker
 
 GOLDEN = Path(__file__).parent / "golden" / "cells.json"
 SMALL = ["dataset.n_train=8", "dataset.n_test=4", "dataset.max_operand=9", "pair.train=add/question", "pair.test=[add/question,mul/symbol]",

@@ -14,7 +14,7 @@ import pytest
 
 import ntkeval.data.jsonl as jsonl
 from ntkeval.build import make, resolve_skills
-from ntkeval.data.example import Example
+from ntkeval.data.base import Example
 from ntkeval.data.jsonl import JsonlDataset
 from ntkeval.errors import UserError
 

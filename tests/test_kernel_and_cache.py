@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ntkeval.cache import StageCache, stable_hash
-from ntkeval.kernel import METHODS, mean_interval, paired_delta, pooled_delta, t_quantile
+from ntkeval.stats.intervals import METHODS, mean_interval, paired_delta, pooled_delta, t_quantile
 
 
 def test_paired_delta_mean_and_interval():

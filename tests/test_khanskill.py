@@ -24,8 +24,8 @@ from sympy.parsing.sympy_parser import (
     standard_transformations,
 )
 
-from ntkeval.data.answers import is_canonical
-from ntkeval.data.example import Example
+from ntkeval.data.answer_kinds import is_canonical
+from ntkeval.data.base import Example
 from ntkeval.data.khanskill import KhanSkillDataset, SkillInfo
 from ntkeval.errors import UserError
 
@@ -262,7 +262,7 @@ ORACLE["unit-conversion/mixed-units"] = lambda v: v["count"] * F(BASE[v["big"]])
 
 
 def read_answer(answer: str, kind: str):
-    """The canonical answer as a value, parsed by this file (not by ntkeval.data.answers)."""
+    """The canonical answer as a value, parsed by this file (not by ntkeval.data.answer_kinds)."""
     if kind in ("integer", "decimal"):
         return F(answer)
     if kind in ("fraction", "lowest-terms"):

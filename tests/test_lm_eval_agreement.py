@@ -18,10 +18,10 @@ import pytest
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 
-from ntkeval.data.example import Example
-from ntkeval.models import TinyModel
+from ntkeval.backends.huggingface.teacher_forcing import answer_logprobs, encode_pair, score_pairs
+from ntkeval.backends.huggingface.tiny import TinyModel
+from ntkeval.data.base import Example
 from ntkeval.prompts import PromptFormat
-from ntkeval.scoring import answer_logprobs, encode_pair, score_pairs
 
 FMT = PromptFormat()
 QUESTIONS = [("What is 41+55?", "96"), ("Compute 7 * 8.", "56"), ("12-5=", "7"), ("What is 100/4?", "25"),

@@ -12,7 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from ntkeval.models import EmbeddedModel, HubModel, TinyModel, embedded, resolve_device
+from ntkeval.backends.huggingface import embedded
+from ntkeval.backends.huggingface.embedded import EmbeddedModel
+from ntkeval.backends.huggingface.hub import HubModel
+from ntkeval.backends.huggingface.loading import resolve_device
+from ntkeval.backends.huggingface.tiny import TinyModel
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "model"
 PROMPT = "Q: What is 12 + 30?\nA: 42"
@@ -129,7 +133,7 @@ def test_hub_model_uses_float32_for_bfloat16_on_cpu(tmp_path, caplog):
     model, tokenizer = TinyModel().load()
     model.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="ntkeval.models"):
+    with caplog.at_level(logging.WARNING, logger="ntkeval.backends.huggingface"):
         loaded, _ = HubModel("local", str(tmp_path), dtype="bfloat16").load("cpu")
     assert loaded.dtype == torch.float32
     assert "float32" in caplog.text

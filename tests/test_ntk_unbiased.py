@@ -14,17 +14,19 @@ from contextlib import contextmanager
 
 import pytest
 import torch
-
-from ntkeval import estimators
-from ntkeval.answer_parser import final_answer
-from ntkeval.cache import stable_hash
-from ntkeval.data.example import Example
-from ntkeval.models import TinyModel
-from ntkeval.prompts import PromptFormat
-from ntkeval.sampling import Completion, SamplingSpec, _eos_ids, _finish, completion_logprobs, draw
-from ntkeval.scorers import NtkScorer, Role, Roles, SampledScorer
-from ntkeval.scorers.samples import samples
 from sampling_fakes import AnyInteger, LogitBias
+
+from ntkeval.backends.huggingface.sampling import Completion, SamplingSpec, _eos_ids, _finish, completion_logprobs, draw
+from ntkeval.backends.huggingface.tiny import TinyModel
+from ntkeval.cache import stable_hash
+from ntkeval.data.answer_reading import final_answer
+from ntkeval.data.base import Example
+from ntkeval.prompts import PromptFormat
+from ntkeval.scorers.base import Role, Roles
+from ntkeval.scorers.ntk import NtkScorer
+from ntkeval.scorers.sample_stages import samples
+from ntkeval.scorers.sampled import SampledScorer
+from ntkeval.stats import estimators
 
 MAX_NEW = 2
 QUESTIONS = [Example("t/test/0", "t", "What is 3+4?", "7"), Example("t/test/1", "t", "What is 5+4?", "9")]

@@ -13,8 +13,8 @@ import pytest
 
 from ntkeval.errors import UserError
 from ntkeval.preflight import check_command_line, machine_problems, typed_problems
-from ntkeval.schema.command_line import LONGEST, check_lengths
 from ntkeval.schema import host
+from ntkeval.schema.command_line import LONGEST, check_lengths
 
 LONG = "a" * 10_000
 
@@ -81,7 +81,7 @@ BATTERY = [
     # keys that do not exist
     Case(("learner.lora.r=0",), "learner.lora.r", "valid keys of learner: control_name, demos", "text"),
     Case(("+learner.foo=1",), "learner.foo", "valid keys of learner: control_name, demos", "schema"),
-    Case(("model._target_=mine.Model",), "model._target_='mine.Model'", "ntkeval.models.HubModel", "schema",
+    Case(("model._target_=mine.Model",), "model._target_='mine.Model'", "ntkeval.backends.huggingface.hub.HubModel", "schema",
          cli=False),
     # what the data set or the full build finds
     Case(("pair.train=add/speech",), "'add/speech'", "add/word", "skills"),
@@ -165,10 +165,11 @@ def test_informational_modes_still_work(tmp_path):
 
 def test_a_launcher_is_fine_with_m_or_a_multirun_experiment(compose_config):
     """The -m rule is about the mode, not the launcher: experiments that set hydra.mode=MULTIRUN need no -m."""
-    from ntkeval.preflight import job_overrides
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+
     from ntkeval.build import CONF_DIR
+    from ntkeval.preflight import job_overrides
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

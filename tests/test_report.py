@@ -11,9 +11,16 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
-from ntkeval.heatmap import heatmap_figure
-from ntkeval.kernel_table import kernel_tables
-from ntkeval.report import KERNEL_COLUMNS, find_problems, load_results, main, plot_kernels, write_kernel_csv
+from ntkeval.report.heatmaps import heatmap_figure
+from ntkeval.report.sweep_report import (
+    KERNEL_COLUMNS,
+    find_problems,
+    load_results,
+    main,
+    plot_kernels,
+    write_kernel_csv,
+)
+from ntkeval.report.tables import kernel_tables
 
 TESTS = ["add/question", "sub/question", "mul/question", "div/question"]  # deliberately not alphabetical
 TRAINS = ["add/question", "mul/question", "sub/question", "div/question"]  # the sweep's pair.train order
@@ -204,7 +211,7 @@ def test_bad_sweep_dirs_give_one_line_and_exit_2(tmp_path: Path, capsys):
 
 def test_console_script_exit_code(tmp_path: Path):
     script = Path(sys.executable).parent / "ntkeval-report"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "ntkeval.report"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "ntkeval.report.sweep_report"]
     proc = subprocess.run(command + [str(tmp_path / "nope")], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"ntkeval-report: no such sweep dir: {tmp_path / 'nope'}"]

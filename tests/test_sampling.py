@@ -7,17 +7,24 @@ from contextlib import contextmanager
 
 import pytest
 import torch
-
-from ntkeval.cache import stable_hash
-from ntkeval.data.example import Example
-from ntkeval.errors import UserError
-from ntkeval.models import TinyModel
-from ntkeval.prompts import PromptFormat
-from ntkeval.sampling import SamplingSpec, completion_logprobs, draw, draw_all, next_token_logprobs, next_token_probs
-from ntkeval.scorers import Role, Roles
-from ntkeval.scorers import samples as samples_module
-from ntkeval.scoring import answer_logprobs, encode_pair
 from sampling_fakes import AnyInteger, LogitBias
+
+from ntkeval.backends.huggingface.sampling import (
+    SamplingSpec,
+    completion_logprobs,
+    draw,
+    draw_all,
+    next_token_logprobs,
+    next_token_probs,
+)
+from ntkeval.backends.huggingface.teacher_forcing import answer_logprobs, encode_pair
+from ntkeval.backends.huggingface.tiny import TinyModel
+from ntkeval.cache import stable_hash
+from ntkeval.data.base import Example
+from ntkeval.errors import UserError
+from ntkeval.prompts import PromptFormat
+from ntkeval.scorers import sample_stages as samples_module
+from ntkeval.scorers.base import Role, Roles
 
 PROMPT = "Q: What is 3+4?\nA:"
 

@@ -6,10 +6,17 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from ntkeval.data.example import Example
-from ntkeval.models import TinyModel
+from ntkeval.backends.huggingface.teacher_forcing import (
+    EncodedPair,
+    answer_logprobs,
+    encode_pair,
+    score_pairs,
+    shared_prefix_length,
+)
+from ntkeval.backends.huggingface.tiny import TinyModel
+from ntkeval.data.base import Example
 from ntkeval.prompts import PromptFormat
-from ntkeval.scoring import EncodedPair, ExactScorer, answer_logprobs, encode_pair, score_pairs, shared_prefix_length
+from ntkeval.scorers.exact import ExactScorer
 
 VOCAB = {"Q": 0, ":": 1, " ": 2, "1": 3, "2": 4, "\n": 5}
 E = math.e

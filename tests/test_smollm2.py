@@ -3,14 +3,14 @@ Run with: launch/test.sh -m slow"""
 
 import pytest
 
+from ntkeval.backends.huggingface.embedded import EmbeddedModel
 from ntkeval.cache import StageCache
 from ntkeval.cell import Cell, run_cell
 from ntkeval.data.arith import ArithDataset
-from ntkeval.learners import LoraLearner
-from ntkeval.models import EmbeddedModel
+from ntkeval.learners.lora import LoraLearner
 from ntkeval.prompts import PromptFormat
-from ntkeval.scoring import ExactScorer
-from ntkeval.tracking import NullTracker
+from ntkeval.scorers.exact import ExactScorer
+from ntkeval.tracking.base import NullTracker
 
 pytestmark = pytest.mark.slow
 

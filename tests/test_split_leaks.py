@@ -11,7 +11,7 @@ from fractions import Fraction
 import pytest
 
 from ntkeval.data.arith import ArithDataset
-from ntkeval.data.example import Example
+from ntkeval.data.base import Example
 from ntkeval.data.jsonl import JsonlDataset
 from ntkeval.data.khanskill import KhanSkillDataset
 from ntkeval.errors import UserError

@@ -1,10 +1,10 @@
 """Calibration by seeded simulation: every interval's coverage and the structure test's error rates.
 
-Kernel-entry intervals (ntkeval.kernel) are checked on the shapes launch/coverage.py tables (loaded from there, so
+Kernel-entry intervals (ntkeval.stats.intervals) are checked on the shapes launch/coverage.py tables (loaded from there, so
 the table and the tests cannot drift apart). Each check that a method covers comes with one showing that the
 simulation can tell: the method it replaced fails on the same draws.
 
-The deep-versus-surface verdict (ntkeval.structure) is checked on simulated kernels K = r + c + e whose train-skill
+The deep-versus-surface verdict (ntkeval.report.structure) is checked on simulated kernels K = r + c + e whose train-skill
 effects r carry a train-format part and whose test-skill effects c carry a test-domain (or test-operation) part,
 the confound that made raw contrasts read as structure, with KhanSkill's unequal domain sizes and the paper's
 6 x 4 arithmetic grid; then with within-group transfer beta planted on top, in units of the noise sd.
@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ntkeval.kernel import mean_interval
-from ntkeval.structure import contrast_of, layout_of, skill_jackknife, structure_stats, two_way_fit, verdict_text
+from ntkeval.report.structure import contrast_of, layout_of, skill_jackknife, structure_stats, two_way_fit, verdict_text
+from ntkeval.stats.intervals import mean_interval
 
 REPO = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("coverage_script", REPO / "launch" / "coverage.py")

@@ -10,9 +10,18 @@ import math
 import numpy as np
 import pytest
 
-from ntkeval.kernel_table import TABLE_IDENTITY
-from ntkeval.structure import (IDENTITY, STRUCTURE_COLUMNS, layout_of, min_attainable_p, one_label_p, pair_masks,
-                               permutation_p, structure_stats, two_way_fit)
+from ntkeval.report.structure import (
+    IDENTITY,
+    STRUCTURE_COLUMNS,
+    layout_of,
+    min_attainable_p,
+    one_label_p,
+    pair_masks,
+    permutation_p,
+    structure_stats,
+    two_way_fit,
+)
+from ntkeval.report.tables import TABLE_IDENTITY
 
 OPS = ["add", "sub", "mul", "div"]
 FORMATS = ["question", "instruction", "symbol", "word"]

@@ -7,10 +7,11 @@ import os
 import re
 
 import pytest
+from wandb_offline import read_offline_run
 
 from ntkeval.errors import UserError
-from ntkeval.tracking import (NoLogger, NullTracker, WandbLogger, WandbTracker, read_offline_run,
-                              remove_earlier_attempts, run_id_for)
+from ntkeval.tracking.base import NoLogger, NullTracker
+from ntkeval.tracking.wandb_tracker import WandbLogger, WandbTracker, remove_earlier_attempts, run_id_for
 
 
 @pytest.fixture(autouse=True)
@@ -142,7 +143,7 @@ def test_init_failure_falls_back_to_null_tracker(tmp_path, monkeypatch, caplog):
         raise RuntimeError("service did not start")
 
     monkeypatch.setattr(wandb, "init", broken_init)
-    with caplog.at_level(logging.WARNING, logger="ntkeval.tracking"):
+    with caplog.at_level(logging.WARNING, logger="ntkeval.tracking.wandb_tracker"):
         tracker = _start(WandbLogger(mode="online"), "cell-e", tmp_path)
     assert isinstance(tracker, NullTracker)
     assert "service did not start" in caplog.text
@@ -164,7 +165,7 @@ def test_failure_mid_run_stops_mirroring_but_still_finishes(caplog):
 
     run = FlakyRun()
     tracker = WandbTracker(run)
-    with caplog.at_level(logging.WARNING, logger="ntkeval.tracking"):
+    with caplog.at_level(logging.WARNING, logger="ntkeval.tracking.wandb_tracker"):
         tracker.log({"train/loss": 1.0}, step=0)
         tracker.log({"train/loss": 0.5}, step=1)
         tracker.finish(exit_code=1)

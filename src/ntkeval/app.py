@@ -21,12 +21,20 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ntkeval import locks
 from ntkeval.build import CONF_DIR, build_cell, build_logger
-from ntkeval.callbacks import RUN_DIRS, SWEEP_DIRS
 from ntkeval.errors import UserError
-from ntkeval.faults import (RECORDED, CellFailed, Fault, LogWriteErrors, Stop, describe, log_traceback_to_files,
-                            record)
+from ntkeval.jobs import locks
+from ntkeval.jobs.callbacks import RUN_DIRS, SWEEP_DIRS
+from ntkeval.jobs.faults import (
+    RECORDED,
+    CellFailed,
+    Fault,
+    LogWriteErrors,
+    Stop,
+    describe,
+    log_traceback_to_files,
+    record,
+)
 
 log = logging.getLogger("ntkeval")
 CELL_LOCK = ".ntkeval-cell.lock"  # in the job dir, held while the cell runs
@@ -171,8 +179,8 @@ def summarise_sweep(sweep_dir: Path) -> int:
     """Print cells done and failed for a finished multirun, each problem in one line (the fault this command saw,
     else what the files say), and the command that reruns what did not finish when rerunning can help; 1 if any
     failed."""
-    from ntkeval.report import load_results
-    from ntkeval.sweep_grid import find_problems, relaunch_command
+    from ntkeval.report.sweep_grid import find_problems, relaunch_command
+    from ntkeval.report.sweep_report import load_results
 
     results = load_results(sweep_dir)
     problems = find_problems(sweep_dir, results, notes=[])

@@ -52,8 +52,8 @@ def resolve_skills(dataset, pair: DictConfig) -> tuple[str, list[str]]:
 
 def build_cell(cfg: DictConfig, out_dir: Path, make=make):
     """The Cell of a job's config; `make` instantiates each node (preflight passes one that reuses objects)."""
+    from ntkeval.backends.huggingface.loading import resolve_device
     from ntkeval.cell import Cell
-    from ntkeval.models import resolve_device
 
     dataset = make(cfg.dataset)
     train_skill, test_skills = resolve_skills(dataset, cfg.pair)

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 CACHE_FORMAT = 2  # what an entry looks like; 1 (no "format") had no checksums and is rebuilt on sight
 MANIFEST = "manifest.json"  # a directory entry's format, key and per-file sha256, written just before COMPLETE
 COMPLETE = ".complete"
-CHECKPOINTS = "checkpoints"  # resumable tuning state, one folder per entry key (ntkeval.learners.training)
+CHECKPOINTS = "checkpoints"  # resumable tuning state, one folder per entry key (ntkeval.backends.huggingface.training)
 _TEMP = re.compile(r"^\.([0-9a-f]{20})\.")  # mkdtemp/mkstemp names of unfinished entries: .<key>.<random>
 
 _ABSENT = object()  # what reading a missing or unusable record gives (a stored value may be None)

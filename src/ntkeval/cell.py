@@ -9,27 +9,28 @@ import subprocess
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import ntkeval
+from ntkeval.backends.base import ModelLoader
+from ntkeval.backends.huggingface.dtypes import loaded_dtype
+from ntkeval.backends.huggingface.session import ModelSession
 from ntkeval.cache import StageCache, atomic_write_text, stable_hash
-from ntkeval.learners import Adaptation, AdaptContext
-from ntkeval.models.dtypes import loaded_dtype
+from ntkeval.data.base import DataSet
+from ntkeval.learners.base import Adaptation, AdaptContext, Learner
 from ntkeval.prompts import PromptFormat
-from ntkeval.scorers import Role, Roles, Stage
-from ntkeval.session import ModelSession
+from ntkeval.scorers.base import Role, Roles, Scorer, Stage
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Cell:
-    model: Any            # a loader from conf/model
-    learner: Any          # a learner from conf/learner
-    dataset: Any          # a data set from conf/dataset
+    model: ModelLoader    # from conf/model
+    learner: Learner      # from conf/learner
+    dataset: DataSet      # from conf/dataset
     train_skill: str
     test_skills: list[str]
-    scorer: Any           # from conf/scorer
+    scorer: Scorer        # from conf/scorer
     fmt: PromptFormat
     seed: int
     cache: StageCache

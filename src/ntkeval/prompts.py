@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from ntkeval.data.example import Example
+from ntkeval.data.base import Example
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,2 @@
-"""Data sets: seeded generators of skill-labelled questions with verified answers."""
-
-from ntkeval.data.example import Example
-
-__all__ = ["Example"]
+"""Data sets: seeded generators of skill-labelled questions with verified answers (arith, khanskill, jsonl); the
+interface they share is ntkeval.data.base."""

@@ -17,8 +17,8 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from ntkeval.data.answers import equivalent
-from ntkeval.data.example import Example
+from ntkeval.data.answer_kinds import equivalent
+from ntkeval.data.base import Example
 from ntkeval.data.selection import select_skills
 from ntkeval.errors import UserError, choices_error
 

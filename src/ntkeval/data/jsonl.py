@@ -6,7 +6,7 @@
     ntkeval dataset=jsonl dataset.path=null dataset.hf_name=owner/name dataset.fields.skill=topic ...
 
 One JSON object per line with `question`, `answer` and `skill`, and optionally `format` (a surface format that
-`resolve` can select, e.g. "word") and `answer_type` (a kind of ntkeval.data.answers; inferred from the answer's
+`resolve` can select, e.g. "word") and `answer_type` (a kind of ntkeval.data.answer_kinds; inferred from the answer's
 written form when absent). Each skill's questions are shuffled by the seed: the first n_test are its test set,
 the next n_train its train set. A question that several skills share (the same text up to case and spacing) sits on
 one side for all of them: skills are split in file order, and a later skill skips shared questions that an earlier
@@ -22,8 +22,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ntkeval.data.answers import KINDS, equivalent, infer_kind, wrong_answer
-from ntkeval.data.example import Example
+from ntkeval.data.answer_kinds import KINDS, equivalent, infer_kind, wrong_answer
+from ntkeval.data.base import Example
 from ntkeval.data.selection import select_skills
 from ntkeval.errors import UserError, choices_error
 

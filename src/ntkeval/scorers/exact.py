@@ -6,12 +6,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ntkeval.backends.huggingface.teacher_forcing import SCORING_RULE_VERSION, encode_pair, score_pairs
 from ntkeval.cache import Checked
-from ntkeval.data.example import Example
-from ntkeval.kernel import paired_delta
+from ntkeval.data.base import Example
 from ntkeval.prompts import PromptFormat
-from ntkeval.scorers import Roles, Stage
-from ntkeval.scoring import SCORING_RULE_VERSION, encode_pair, score_pairs
+from ntkeval.scorers.base import Roles, Stage
+from ntkeval.stats.intervals import paired_delta
 
 SCORES = "scores"  # the stage-cache kind of per-question exact scores
 

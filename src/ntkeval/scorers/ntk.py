@@ -1,7 +1,7 @@
 """scorer=ntk, the importance-sampled NTKEval estimator of p_learner(correct) - p_control(correct).
 
 Completions are drawn from the control and from the learner, each scored under both models, and combined as in
-ntkeval.estimators: `balanced` (both sample sets by the balance heuristic; the cell's `delta` by default),
+ntkeval.stats.estimators: `balanced` (both sample sets by the balance heuristic; the cell's `delta` by default),
 `mirror` (samples from the learner) and `importance` (samples from the control, the paper's estimator). The first
 estimate listed is the cell's `delta`; every one listed is reported with its standard error.
 
@@ -12,7 +12,7 @@ random-answer control usually does) it is zero or one huge weight, and its stand
 row counts those questions (`sparse_control`) and each question row flags them.
 
 Weights: a sampler's own log p of its completions is the one recorded while drawing them (the log-probability
-under the very distribution sampled from, ntkeval.sampling); the other model's is a teacher-forced pass. So the
+under the very distribution sampled from, ntkeval.backends.huggingface.sampling); the other model's is a teacher-forced pass. So the
 denominator of every weight is exactly the proposal density, in any dtype; in bfloat16 a teacher-forced re-score of
 the sampler's own completions differs from it by up to ~0.1 in log p, which would bias the weights.
 
@@ -24,16 +24,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ntkeval import estimators
+from ntkeval.backends.huggingface.sampling import SamplingSpec
 from ntkeval.errors import UserError, choices_error
-from ntkeval.kernel import paired_delta
-from ntkeval.sampling import SamplingSpec
-from ntkeval.scorers import Roles, Stage
+from ntkeval.scorers.base import Roles, Stage
+from ntkeval.scorers.sample_stages import logp_stage, sample_logps, sample_stage, samples
 from ntkeval.scorers.sampled import unparsable
-from ntkeval.scorers.samples import logp_stage, sample_logps, sample_stage, samples
+from ntkeval.stats import estimators
+from ntkeval.stats.intervals import paired_delta
 
 ESTIMATES = ("balanced", "mirror", "importance")
-# The range a per-question estimate can take, for the interval over questions (ntkeval.kernel): each balanced term
+# The range a per-question estimate can take, for the interval over questions (ntkeval.stats.intervals): each balanced term
 # is 1[correct] 2 tanh(log w / 2) in (-2, 2); importance terms w - 1 and mirror terms 1 - 1/w are unbounded on one
 # side, so their intervals are BCa.
 ESTIMATE_BOUNDS = {"balanced": (-2.0, 2.0), "mirror": None, "importance": None}

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ntkeval import estimators
-from ntkeval.kernel import paired_delta
-from ntkeval.sampling import SamplingSpec
-from ntkeval.scorers import Roles, Stage
-from ntkeval.scorers.samples import sample_stage, samples
+from ntkeval.backends.huggingface.sampling import SamplingSpec
+from ntkeval.scorers.base import Roles, Stage
+from ntkeval.scorers.sample_stages import sample_stage, samples
+from ntkeval.stats import estimators
+from ntkeval.stats.intervals import paired_delta
 
 
 @dataclass

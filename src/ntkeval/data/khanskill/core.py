@@ -38,7 +38,7 @@ class Skill:
     name: str
     title: str                # what a learner would call it, e.g. "Add fractions with unlike denominators"
     level: int                # school grade at which it is usually taught (US grades 1..9)
-    kind: str                 # answer kind of ntkeval.data.answers, e.g. "fraction"
+    kind: str                 # answer kind of ntkeval.data.answer_kinds, e.g. "fraction"
     generate: Generator
     choices: tuple[str, ...] = ()  # every possible answer, for "text" skills (yes/no, <, >, =)
 

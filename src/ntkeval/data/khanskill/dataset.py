@@ -21,12 +21,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ntkeval.data.answers import equivalent, wrong_answer
-from ntkeval.data.example import Example
-from ntkeval.data.selection import select_skills
-from ntkeval.data.khanskill import (algebra, decimals, factors, fractions, geometry, measurement, place,
-                                    powers, ratios, statistics, whole)
+from ntkeval.data.answer_kinds import equivalent, wrong_answer
+from ntkeval.data.base import Example
+from ntkeval.data.khanskill import (
+    algebra,
+    decimals,
+    factors,
+    fractions,
+    geometry,
+    measurement,
+    place,
+    powers,
+    ratios,
+    statistics,
+    whole,
+)
 from ntkeval.data.khanskill.core import Problem, Skill
+from ntkeval.data.selection import select_skills
 from ntkeval.errors import UserError, choices_error
 
 VERSION = 2       # bump whenever a change alters the generated questions; it is part of identity()
@@ -48,7 +59,7 @@ class SkillInfo:
     title: str                     # e.g. "Add fractions with unlike denominators"
     domain: str                    # e.g. "fractions"
     level: int                     # the school grade where it is usually taught
-    answer_kind: str               # how answers are compared: a kind of ntkeval.data.answers
+    answer_kind: str               # how answers are compared: a kind of ntkeval.data.answer_kinds
     choices: tuple[str, ...] = ()  # every possible answer of a "text" skill (yes/no, <, >, =)
 
 

@@ -1,0 +1,156 @@
+"""Exact answer scoring: log p(answer | prompt) by teacher forcing, in length-sorted batches; the one home of the
+tokenization rule.
+
+The rule (the same as EleutherAI lm-evaluation-harness, so numbers are comparable):
+  1. trailing whitespace of the prompt moves to the front of the answer;
+  2. whole = encode(prompt + answer), context = encode(prompt), both with the tokenizer's own special tokens (BOS
+     where the model expects one);
+  3. the answer's tokens are whole[len(context):]; the model reads context + those tokens.
+So an answer is scored as the tokens a model would produce after the prompt, merges across the boundary included.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+
+import torch
+
+from ntkeval.progress import progress
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EncodedPair:
+    context: list[int]  # token ids the model conditions on (BOS included where the tokenizer adds one)
+    answer: list[int]   # token ids whose log-probabilities are summed
+
+
+@dataclass(frozen=True)
+class AnswerScore:
+    logprob: float  # log p(answer tokens | context), natural log
+    greedy: bool    # every answer token is the argmax at its position: greedy decoding would write this answer
+    n_tokens: int   # number of answer tokens
+
+
+def encode_pair(tokenizer, prompt: str, answer: str) -> EncodedPair:
+    """Tokenize one (prompt, answer) pair by the rule in this module's docstring."""
+    stripped = prompt.rstrip()
+    answer = prompt[len(stripped):] + answer
+    whole = tokenizer(stripped + answer)["input_ids"]
+    context = tokenizer(stripped)["input_ids"]
+    answer_ids = list(whole[len(context):])
+    if not answer_ids:
+        raise ValueError(f"answer {answer!r} has no tokens after prompt {prompt[-40:]!r}")
+    if not context:  # an empty prompt still needs one token to predict the first answer token from
+        first = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        context = [first]
+    return EncodedPair(context=list(context), answer=answer_ids)
+
+
+def _length_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length (longest first), so padding is small."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+@dataclass
+class PrefixCache:
+    """Keys and values of a prompt prefix shared by many pairs (in-context demonstrations), encoded once."""
+    length: int   # prefix tokens, dropped from the front of each pair's context
+    cache: object  # the model's past_key_values for the prefix, batch size 1
+
+
+@torch.inference_mode()
+def encode_prefix(model, prefix_ids: list[int]) -> PrefixCache:
+    device = next(model.parameters()).device
+    out = model(input_ids=torch.tensor([prefix_ids], device=device), use_cache=True, logits_to_keep=1)
+    return PrefixCache(length=len(prefix_ids), cache=out.past_key_values)
+
+
+@torch.inference_mode()
+def _score_batch(model, pairs: list[EncodedPair], pad_id: int, prefix: PrefixCache | None = None) -> list[AnswerScore]:
+    """Score one batch: right padding, so real tokens never attend to padding and positions need no correction.
+    With a prefix cache, only the tokens after the prefix are run, attending to the cached prefix."""
+    skip = prefix.length if prefix else 0
+    seqs = [(p.context + p.answer)[skip:] for p in pairs]
+    width = max(len(s) for s in seqs)
+    device = next(model.parameters()).device
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), skip + width), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        ids[row, :len(seq)] = torch.tensor(seq)
+        mask[row, :skip + len(seq)] = 1
+    extra = {}
+    if prefix is not None:
+        past = copy.deepcopy(prefix.cache)  # the forward pass appends to the cache; keep the prefix's own clean
+        past.batch_repeat_interleave(len(seqs))
+        extra["past_key_values"] = past
+    # Only positions that predict an answer token need logits: project just that span onto the vocabulary.
+    first = min(len(p.context) for p in pairs) - 1 - skip
+    last = max(len(p.context) + len(p.answer) for p in pairs) - 1 - skip
+    keep = torch.arange(first, last, device=device)
+    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), logits_to_keep=keep, **extra).logits
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    scores = []
+    for row, p in enumerate(pairs):
+        start = len(p.context) - 1 - skip - first
+        span = logprobs[row, start:start + len(p.answer)]
+        target = torch.tensor(p.answer, device=device)
+        token_lp = span.gather(1, target[:, None]).squeeze(1)
+        greedy = bool((span.argmax(dim=-1) == target).all())
+        scores.append(AnswerScore(float(token_lp.double().sum()), greedy, len(p.answer)))
+    return scores
+
+
+def shared_prefix_length(pairs: list[EncodedPair]) -> int:
+    """Tokens that begin every pair's context (and leave at least one context token of its own to each)."""
+    first = pairs[0].context
+    n = min(len(p.context) for p in pairs) - 1
+    for p in pairs[1:]:
+        k = 0
+        while k < n and p.context[k] == first[k]:
+            k += 1
+        n = k
+    return max(n, 0)
+
+
+MIN_SHARED_TOKENS = 8  # below this, a shared prefix saves less than copying its cache costs
+
+
+def score_pairs(model, tokenizer, pairs: list[EncodedPair], batch_size: int = 16, desc: str | None = "scoring",
+                reuse_prefix: bool = False) -> list[AnswerScore]:
+    """Score encoded pairs in length-sorted batches; results come back in the input order.
+
+    reuse_prefix: the tokens that begin every pair's context (in-context demonstrations) are run once and their
+    key/value cache is reused for every batch. The numbers are the same (to float rounding) because the model reads
+    the same token sequence; the shared tokens are found on the token ids, so no tokenizer merge can fool it.
+    desc: the progress bar's label; None for no progress report (callers that report their own)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    prefix = None
+    if reuse_prefix and len(pairs) > 1:
+        shared = shared_prefix_length(pairs)
+        if shared >= MIN_SHARED_TOKENS:
+            prefix = encode_prefix(model, pairs[0].context[:shared])
+    results: list[AnswerScore | None] = [None] * len(pairs)
+    batches = _length_batches([len(p.context) + len(p.answer) for p in pairs], batch_size)
+    for batch in progress(batches, desc=desc, total_items=len(pairs)) if desc else batches:
+        for i, score in zip(batch, _score_batch(model, [pairs[i] for i in batch], pad_id, prefix)):
+            results[i] = score
+    return results  # type: ignore[return-value]
+
+
+def answer_logprobs(model, tokenizer, prompts: list[str], answers: list[str], batch_size: int = 16) -> list[float]:
+    """log p(answer | prompt) for each pair, under the tokenization rule the cells use (the stable entry point)."""
+    if len(prompts) != len(answers):
+        raise ValueError(f"{len(prompts)} prompts but {len(answers)} answers")
+    pairs = [encode_pair(tokenizer, p, a) for p, a in zip(prompts, answers)]
+    return [s.logprob for s in score_pairs(model, tokenizer, pairs, batch_size)]
+
+
+SCORING_RULE_VERSION = 1  # bump when the tokenization or scoring rule changes: it invalidates cached scores
+

@@ -1,0 +1,57 @@
+"""What a learner is. Learners adapt a model to one train skill: in context (a prompt prefix) or by LoRA tuning (an adapter).
+
+Every learner offers the same small interface, so the cell never asks which kind it has:
+  name                      how results and W&B runs call it
+  control() -> Learner|None the learner it is compared against (None: the untouched model)
+  key(train_skill, seed)    everything that determines its adaptation, for the stage cache
+  stage(context)            (cache kind, key parts) of its expensive stage, or None
+  validate(dataset, skill)  raises UserError before any model loads if the data cannot serve it
+  bind_model(model)         takes what its adaptation needs from the model config (LoRA target modules)
+  adapt(context)            -> Adaptation
+  recorded_loss(context)    the training loss the stage cache holds, never training for it ([] if none)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ntkeval.cache import StageCache
+from ntkeval.prompts import PromptFormat
+
+
+@dataclass
+class AdaptContext:
+    dataset: Any            # provides skills(), train(skill), random_answer(example, rng), identity()
+    train_skill: str
+    seed: int
+    fmt: PromptFormat
+    cache: StageCache
+    model_key: dict          # the model's identity, part of every cached adaptation's key
+    session: Any = None      # ntkeval.backends.huggingface.session.ModelSession: loads the model only when a learner really needs it
+
+
+@dataclass
+class Adaptation:
+    prefix: str = ""                  # text placed before every test prompt (in-context demonstrations)
+    adapter_dir: Path | None = None   # a saved LoRA adapter to activate while scoring
+    loss: list[float] = field(default_factory=list)  # training loss per step, for tuned learners
+
+
+class Learner(Protocol):
+    name: str
+
+    def control(self) -> "Learner | None": ...
+
+    def bind_model(self, model) -> None: ...
+
+    def recorded_loss(self, context: AdaptContext) -> list[float]: ...
+
+    def key(self, train_skill: str, seed: int) -> dict[str, Any]: ...
+
+    def stage(self, context: AdaptContext) -> tuple[str, dict] | None: ...
+
+    def validate(self, dataset, train_skill: str) -> None: ...
+
+    def adapt(self, context: AdaptContext) -> Adaptation: ...

@@ -1,0 +1,129 @@
+"""The sampled stages shared by scorer=sampled and scorer=ntk, each cached per role and test skill:
+
+  samples      N completions per question drawn from one role, with the log-probability each was drawn with, the
+               answer read from each and whether it is correct (or unreadable); keyed by the sampling settings,
+               the seed of the random streams and the versions of the answer parser and of answer equivalence,
+               so both scorers share them and a changed verdict rule never reuses old verdicts
+  sample-logps log p of one role's completions under another role, teacher-forced (the importance weights'
+               other ingredient; a sampler's own log p is the one recorded while drawing)
+"""
+
+from __future__ import annotations
+
+import math
+
+from ntkeval.backends.huggingface.sampling import Completion, SamplingSpec, completion_logprobs, draw_all
+from ntkeval.backends.huggingface.teacher_forcing import SCORING_RULE_VERSION
+from ntkeval.cache import Checked, stable_hash
+from ntkeval.data.answer_kinds import EQUIVALENCE_VERSION
+from ntkeval.data.answer_reading import final_answer
+from ntkeval.scorers.base import Role, Stage
+
+SAMPLES = "samples"
+SAMPLE_LOGPS = "sample-logps"
+PARSER_VERSION = 1  # bump when final_answer changes: it invalidates cached samples' verdicts
+SAMPLES_VERSION = 2  # bump when what a samples entry holds changes (2: the log p each completion was drawn with)
+
+
+def sample_stage(spec: SamplingSpec, role: Role, seed: int) -> Stage:
+    """The samples of one role. `seed` is the cell's: it seeds every question's stream (question_seed), and the
+    untouched model's role key (None) does not hold it (nor need the data set's seed equal it), so it must key the
+    stage itself."""
+    return Stage(SAMPLES, role, {"sampling": spec.identity(), "seed": seed, "parser": PARSER_VERSION,
+                                 "equivalence": EQUIVALENCE_VERSION, "version": SAMPLES_VERSION})
+
+
+def logp_stage(spec: SamplingSpec, sampler: Role, scorer: Role, seed: int) -> Stage:
+    """log p under `scorer` of `sampler`'s completions: keyed by whatever keys those completions."""
+    return Stage(SAMPLE_LOGPS, scorer, {"sampling": spec.identity(), "seed": seed, "sampler": sampler.key,
+                                        "samples": SAMPLES_VERSION, "rule": SCORING_RULE_VERSION})
+
+
+def question_seed(seed: int, role: Role, example_id: str, spec: SamplingSpec) -> int:
+    """The random stream of one question's completions under one role: independent across roles and questions."""
+    return int(stable_hash({"seed": seed, "role": role.key, "id": example_id, "sampling": spec.identity()}), 16) \
+        % (2 ** 63)
+
+
+def verdict(dataset, example, completion: Completion) -> dict:
+    kind = dataset.answer_kind(example)
+    answer = final_answer(completion.text, kind)
+    correct = answer is not None and dataset.is_correct(example, answer)
+    return {"tokens": list(completion.tokens), "text": completion.text, "end": completion.end,
+            "logp": completion.logp, "answer": answer, "correct": int(correct), "unparsable": int(answer is None)}
+
+
+def samples(view, spec: SamplingSpec, role: Role) -> list[dict]:
+    """Per question: {"id", "completions": [{tokens, text, end, logp, answer, correct, unparsable}, ...]}; `logp`
+    is log p(tokens | prompt) under the distribution the tokens were drawn from (ntkeval.backends.huggingface.sampling)."""
+    def compute() -> list[dict]:
+        with view.open(role) as (model, tokenizer, prefix):
+            prompts = [view.fmt.prompt(e, prefix) for e in view.examples]
+            seeds = [question_seed(view.seed, role, e.id, spec) for e in view.examples]
+            drawn = draw_all(model, tokenizer, prompts, spec, seeds,
+                             desc=f"sampling {view.test_skill} under {role.name}")
+        return [{"id": e.id, "completions": [verdict(view.dataset, e, c) for c in cs]}
+                for e, cs in zip(view.examples, drawn)]
+
+    return view.record(sample_stage(spec, role, view.seed), Checked(compute, samples_problem(view.examples, spec.n)))
+
+
+def sample_logps(view, spec: SamplingSpec, sampler: Role, scorer: Role, drawn: list[dict],
+                 batch_size: int) -> list[list[float]]:
+    """log p under `scorer` of each completion `sampler` drew (`drawn`: its samples stage), per question; for
+    scorer == sampler, the log p recorded while drawing (no forward pass)."""
+    if scorer.id == sampler.id:
+        return [[c["logp"] for c in q["completions"]] for q in drawn]
+
+    def compute() -> list[list[float]]:
+        with view.open(scorer) as (model, tokenizer, prefix):
+            prompts = [view.fmt.prompt(e, prefix) for e in view.examples]
+            completions = [[Completion(tuple(c["tokens"]), c["text"], c["end"], c["logp"]) for c in q["completions"]]
+                           for q in drawn]
+            return completion_logprobs(model, tokenizer, prompts, completions, batch_size,
+                                       desc=f"scoring {sampler.name}'s samples of {view.test_skill} "
+                                            f"under {scorer.name}")
+
+    return view.record(logp_stage(spec, sampler, scorer, view.seed), Checked(compute, logps_problem(drawn)))
+
+
+def samples_problem(examples, n: int):
+    """The check a cached samples record must pass: per question, in order, `n` completions with token ids, a
+    log p <= 0 and 0/1 verdicts; anything else (an older layout, another n) is rebuilt, not used."""
+    ids = [e.id for e in examples]
+
+    def problem(rows) -> str | None:
+        if not isinstance(rows, list) or len(rows) != len(ids):
+            return f"expected a list of {len(ids)} questions"
+        for i, (row, id_) in enumerate(zip(rows, ids)):
+            if not isinstance(row, dict) or row.get("id") != id_:
+                return f"entry {i} is not question {id_!r}"
+            completions = row.get("completions")
+            if not isinstance(completions, list) or len(completions) != n:
+                return f"question {id_!r} does not hold {n} completions"
+            for c in completions:
+                if not (isinstance(c, dict) and isinstance(c.get("tokens"), list) and isinstance(c.get("text"), str)
+                        and _logp(c.get("logp")) and c.get("correct") in (0, 1) and c.get("unparsable") in (0, 1)):
+                    return f"question {id_!r} has a completion without tokens, text, log p <= 0 or 0/1 verdicts"
+        return None
+
+    return problem
+
+
+def logps_problem(drawn: list[dict]):
+    """The check a cached sample-logps record must pass: one log p <= 0 per completion of `drawn`, in order."""
+    sizes = [len(q["completions"]) for q in drawn]
+
+    def problem(rows) -> str | None:
+        if not isinstance(rows, list) or [len(r) if isinstance(r, list) else -1 for r in rows] != sizes:
+            return f"expected {sizes} log-probabilities per question"
+        if not all(_logp(v) for r in rows for v in r):
+            return "a value that is not a log-probability (a number <= 0)"
+        return None
+
+    return problem
+
+
+def _logp(value) -> bool:
+    """A log-probability: a number <= 0 (-inf allowed: a token another model gives probability 0)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value) and value <= 0

@@ -1,0 +1,101 @@
+"""Estimators of delta = p_learner(correct) - p_control(correct) for one question from sampled completions, each
+with the variance of the estimate (its standard error squared), and their average over questions.
+
+    accuracy_difference   samples from both models; mean(correct under learner) - mean(correct under control)
+    importance_sampled    samples from the control; mean of 1[correct] * (w - 1), w = p_learner(y) / p_control(y)
+    mirror                samples from the learner; mean of 1[correct] * (1 - 1/w)
+    balanced              both sample sets pooled with the balance heuristic (multiple importance sampling): each
+                          sample counts 1[correct] * 2 (w - 1) / (w + 1) = 2 tanh(log w / 2), which is bounded, so no
+                          sample with a huge weight dominates; unbiased because the two sets have equal size.
+
+All three importance estimators are unbiased when the samples are drawn from the models themselves (temperature 1,
+no top-p) and w is the ratio of the probabilities of exactly the sampled token sequences (scorer=ntk takes the
+sampler's own from the log p recorded while drawing, ntkeval.backends.huggingface.sampling). Weights are formed from log-probabilities
+(exp of a difference), never from products of small probabilities. The importance estimate sees only the control's
+correct samples: with at most one of them for a question it is zero or one large weight, and its standard error
+says nothing (scorer=ntk counts such questions as sparse_control).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Estimate:
+    value: float     # the estimate of p_learner(correct) - p_control(correct) (or of one accuracy)
+    variance: float  # the variance of that estimate over sampling (its standard error squared)
+    n: int           # samples it used (per model)
+
+    @property
+    def se(self) -> float:
+        return math.sqrt(self.variance)
+
+
+def _mean_and_variance(values: np.ndarray) -> tuple[float, float]:
+    """The mean of i.i.d. draws and the unbiased estimate of its variance."""
+    if values.size < 2:
+        raise ValueError(f"need at least 2 samples for a standard error, got {values.size}")
+    return float(values.mean()), float(values.var(ddof=1) / values.size)
+
+
+def _arrays(*seqs: Sequence[float]) -> list[np.ndarray]:
+    arrays = [np.asarray(s, dtype=np.float64) for s in seqs]
+    if any(a.shape != arrays[0].shape or a.ndim != 1 for a in arrays):
+        raise ValueError(f"need equal-length lists, got shapes {[a.shape for a in arrays]}")
+    return arrays
+
+
+def accuracy(correct: Sequence[float]) -> Estimate:
+    """The fraction of correct samples."""
+    (c,) = _arrays(correct)
+    mean, var = _mean_and_variance(c)
+    return Estimate(mean, var, c.size)
+
+
+def accuracy_difference(correct_learner: Sequence[float], correct_control: Sequence[float]) -> Estimate:
+    """The paper's baseline: the difference of two independent sample accuracies."""
+    a, b = accuracy(correct_learner), accuracy(correct_control)
+    return Estimate(a.value - b.value, a.variance + b.variance, min(a.n, b.n))
+
+
+def importance_sampled(correct: Sequence[float], logp_learner: Sequence[float],
+                       logp_control: Sequence[float]) -> Estimate:
+    """Samples drawn from the control, each scored under both models: mean of 1[correct] (w - 1)."""
+    c, lp_l, lp_c = _arrays(correct, logp_learner, logp_control)
+    mean, var = _mean_and_variance(c * np.expm1(lp_l - lp_c))
+    return Estimate(mean, var, c.size)
+
+
+def mirror(correct: Sequence[float], logp_learner: Sequence[float], logp_control: Sequence[float]) -> Estimate:
+    """Samples drawn from the learner, each scored under both models: mean of 1[correct] (1 - 1/w)."""
+    c, lp_l, lp_c = _arrays(correct, logp_learner, logp_control)
+    mean, var = _mean_and_variance(-c * np.expm1(lp_c - lp_l))
+    return Estimate(mean, var, c.size)
+
+
+def balanced(control_samples: tuple[Sequence[float], Sequence[float], Sequence[float]],
+             learner_samples: tuple[Sequence[float], Sequence[float], Sequence[float]]) -> Estimate:
+    """Both sample sets, each given as (correct, logp_learner, logp_control), combined by the balance heuristic.
+    The sets must be the same size: the mixture they stand for is then half control, half learner."""
+    parts = []
+    for correct, lp_l, lp_c in (control_samples, learner_samples):
+        c, a, b = _arrays(correct, lp_l, lp_c)
+        parts.append(_mean_and_variance(2.0 * c * np.tanh((a - b) / 2.0)) + (c.size,))
+    (m1, v1, n1), (m2, v2, n2) = parts
+    if n1 != n2:
+        raise ValueError(f"the balanced estimate needs as many learner samples as control samples, got {n2} and {n1}")
+    return Estimate((m1 + m2) / 2.0, (v1 + v2) / 4.0, n1)
+
+
+def mean_over_questions(estimates: Sequence[Estimate]) -> Estimate:
+    """The average over questions, with the sampling variance of that average (questions sampled independently)."""
+    if not estimates:
+        raise ValueError("no estimates to average")
+    k = len(estimates)
+    return Estimate(sum(e.value for e in estimates) / k, sum(e.variance for e in estimates) / k ** 2,
+                    min(e.n for e in estimates))
