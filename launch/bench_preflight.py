@@ -22,13 +22,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ntkeval.schema import host  # noqa: E402
-from tests.test_preflight_battery import BATTERY  # noqa: E402  (the battery lives with the tests that check it)
+from tests.test_preflight_battery import BATTERY, USER_MODULES  # noqa: E402  (the battery lives with its tests)
 
 COMMAND = Path(sys.executable).parent / "ntkeval"  # the console script pip installed next to this interpreter
 
 
 def run_once(args: list[str], folder: Path) -> tuple[int, float, str]:
-    env = {**os.environ, "NTKEVAL_CACHE": str(folder / "cache"), "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "NTKEVAL_CACHE": str(folder / "cache"), "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": USER_MODULES}  # the battery's own classes (tests/toy_extensions.py) import from there
     start = time.perf_counter()
     done = subprocess.run([str(COMMAND), *args], cwd=folder, capture_output=True, text=True, env=env, timeout=300)
     seconds = time.perf_counter() - start

@@ -17,6 +17,7 @@ from ntkeval.schema import host
 from ntkeval.schema.command_line import LONGEST, check_lengths
 
 LONG = "a" * 10_000
+USER_MODULES = os.pathsep.join(filter(None, [os.path.dirname(__file__), os.environ.get("PYTHONPATH")]))  # toy_extensions
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,15 @@ BATTERY = [
     # keys that do not exist
     Case(("learner.lora.r=0",), "learner.lora.r", "valid keys of learner: control_name, demos", "text"),
     Case(("+learner.foo=1",), "learner.foo", "valid keys of learner: control_name, demos", "schema"),
-    Case(("model._target_=mine.Model",), "model._target_='mine.Model'", "ntkeval.backends.huggingface.hub.HubModel", "schema",
-         cli=False),
+    # a class the schema does not declare: imported, its keys checked against its constructor
+    Case(("model._target_=mine.Model",), "model._target_='mine.Model'", "cannot be imported (ModuleNotFoundError",
+         "schema", cli=False),
+    Case(("learner._target_=toy_extensions.PrefixLearner", "~learner.source", "learner.demos=3"),
+         "unknown key 'learner.demos'", "(toy_extensions.PrefixLearner): control_name, instruction, name, shots",
+         "schema"),
+    Case(("learner._target_=toy_extensions.PrefixLearner", "~learner.source", "~learner.demos", "+learner.shots=two"),
+         "learner.shots='two'", "an integer", "schema", cli=False),
+    Case(("logger=none", "logger._target_=string.Template"), "logger.template", "set it on the command line", "schema", cli=False),
     # what the data set or the full build finds
     Case(("pair.train=add/speech",), "'add/speech'", "add/word", "skills"),
     Case(("scorer=ntk", "learner=icl-standard"), "learner=icl-standard", "icl-skill", "schema"),
@@ -115,7 +123,7 @@ def test_every_bad_input_is_one_problem_naming_key_value_and_what_is_expected(ca
 
 def ntkeval(*args: str, cwd) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "ntkeval", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                          timeout=120, env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": USER_MODULES})
 
 
 @pytest.mark.parametrize("case", CLI_CASES)

@@ -5,6 +5,8 @@ milliseconds, before anything heavy is imported (ntkeval.preflight runs it first
   rules.py   knob(...) to declare a field's range, and the Checker that walks a config against the dataclasses
   host.py    what this machine offers: CUDA GPUs and local paths, found without importing torch
   relations.py  rules between nodes (scorer and learner, learner and data set), once each node is valid
+  user_classes.py  a `_target_` none of nodes.py declares (a user's own class): imported, its keys checked against
+                its constructor, so a new learner, scorer or data set needs no entry here
 """
 
 from __future__ import annotations

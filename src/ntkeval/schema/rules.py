@@ -18,9 +18,9 @@ from typing import Any, Union
 
 from ntkeval.errors import shorten
 from ntkeval.schema import host
+from ntkeval.schema.user_classes import HYDRA_KEYS, check_user_node
 
 MISSING = dataclasses.MISSING
-HYDRA_KEYS = ("_target_", "_convert_", "_recursive_", "_partial_", "_args_")  # read by instantiate, not the class
 _REFERENCE = re.compile(r"^\$\{([A-Za-z_][\w.]*)\}$")  # a value that is just another key's value: ${tuning.lr}
 
 
@@ -200,6 +200,8 @@ class Checker:
             return self.add(f"{key}={shorten(value)} is invalid; expected {expected(schema, Rule())}")
         target = getattr(schema, "TARGET", None)
         if target is not None and value.get("_target_") != target:
+            if isinstance(value.get("_target_"), str):  # a user's own class in place of the schema's
+                return check_user_node(self, value, key, [target])
             return self.add(f"{key}._target_={shorten(value.get('_target_'))} is invalid; expected {target}")
         raw = raw if isinstance(raw, dict) else {}
         fields, hints = _fields(schema)
@@ -238,13 +240,18 @@ class Checker:
             detail = f" ({problem})" if problem else ""
             self.add(f"{shown}={shorten(value)} is invalid{detail}; expected {expected(tp, rule)}{_note(rule)}")
 
+    def typed(self, value: Any, tp: Any, key: str) -> None:
+        """Check a value against a type alone (a user's class declares types, not ranges)."""
+        self.value(value, None, tp, Rule(), key)
+
     def choose(self, value: Any, raw: Any, options: list[type], key: str) -> None:
         """A node that may be one of several classes (a model, a learner, ...): its _target_ picks the schema."""
         targets = {o.TARGET: o for o in options}
         target = value.get("_target_") if isinstance(value, dict) else None
+        if isinstance(target, str) and target not in targets:  # a user's own class: its constructor is the schema
+            return check_user_node(self, value, key, list(targets))
         if target not in targets:
-            return self.add(f"{key}._target_={shorten(target)} has no schema; expected one of: "
-                            f"{', '.join(targets)} (a new class needs its fields declared in ntkeval.schema)")
+            return self.add(f"{key}._target_={shorten(target)} is invalid; expected one of: {', '.join(targets)}")
         self.node(value, raw, targets[target], key)
 
 
