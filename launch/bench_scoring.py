@@ -22,7 +22,8 @@ import time
 
 import torch
 
-from ntkeval.backends.huggingface.teacher_forcing import encode_pair, score_pairs
+from ntkeval.backends.huggingface.language_model import HFLanguageModel
+from ntkeval.backends.huggingface.tokenization import encode_pair
 from ntkeval.data.arith import ArithDataset
 from ntkeval.prompts import PromptFormat
 
@@ -78,9 +79,10 @@ def main(argv=None) -> int:
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=args.batch_size, device="cpu")
     instances = [Instance(request_type="loglikelihood", doc={}, arguments=r, idx=i) for i, r in enumerate(requests)]
 
+    ours = HFLanguageModel(model, tokenizer)  # what a cell's scorer calls (encoding included in the timing)
+
     def ntkeval(reuse_prefix: bool):
-        encoded = [encode_pair(tokenizer, p, a) for p, a in requests]
-        scores = score_pairs(model, tokenizer, encoded, args.batch_size, desc=None, reuse_prefix=reuse_prefix)
+        scores = ours.score(requests, args.batch_size, reuse_prefix=reuse_prefix, desc=None)
         return [(s.logprob, s.greedy) for s in scores]
 
     runs = {

@@ -81,31 +81,28 @@ def _check(args) -> None:
         raise UserError(f"--draws={args.draws!r} is invalid; valid: 0 (no validation) or an integer >= 2")
 
 
-def canonical_ids(tokenizer, prompt: str, target: str) -> list[int]:
+def canonical_ids(lm, prompt: str, target: str) -> list[int]:
     """The token ids the sampler must produce after `prompt` for the exact scorer's event: those the exact scorer
-    teacher-forces. They are the same event only if the prompt has no trailing whitespace (the scoring rule moves
-    it into the answer, the sampler conditions on it)."""
-    from ntkeval.backends.huggingface.teacher_forcing import encode_pair
-
-    pair = encode_pair(tokenizer, prompt, target)
-    context = tokenizer(prompt)["input_ids"] or [tokenizer.bos_token_id or tokenizer.eos_token_id]
-    if list(context) != pair.context:
+    teacher-forces (`lm`: a ntkeval.backends.base.LanguageModel). They are the same event only if the prompt has no
+    trailing whitespace (the scoring rule moves it into the answer, the sampler conditions on it)."""
+    context, answer = lm.encode_pair(prompt, target)
+    if list(lm.encode(prompt)) != list(context):
         raise UserError(f"the prompt ends in whitespace ({prompt[-20:]!r}): the exact scorer's answer tokens are not "
                         "a continuation the sampler can draw; valid: a prompt format whose question ends without "
                         "whitespace")
-    return pair.answer
+    return list(answer)
 
 
 def validate_draws(view, args, exact_rows: list[dict]) -> list[dict]:
     """Real draws against the teacher-forced probabilities of the canonical completion, per model."""
-    from ntkeval.backends.huggingface.sampling import SamplingSpec
+    from ntkeval.backends.base import SamplingSpec
     from ntkeval.scorers.sample_stages import samples
 
     roles = view.roles
     rows = []
     for tag, role in (("control", roles.control), ("learner", roles.learner)):
-        with view.open(role) as (_, tokenizer, prefix):
-            canon = [canonical_ids(tokenizer, view.fmt.prompt(e, prefix), view.fmt.target(e.answer))
+        with view.open(role) as (lm, prefix):
+            canon = [canonical_ids(lm, view.fmt.prompt(e, prefix), view.fmt.target(e.answer))
                      for e in view.examples]
         spec = SamplingSpec(n=args.draws, max_new_tokens=max(args.max_new_tokens, max(len(c) for c in canon)),
                             stop=(view.fmt.delimiter,))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ntkeval.backends.huggingface.session import ModelSession
+from ntkeval.backends.huggingface.session import HFSession
 from ntkeval.backends.huggingface.tiny import TinyModel
 from ntkeval.backends.huggingface.training import train_lora
 from ntkeval.cache import StageCache
@@ -33,9 +33,9 @@ class CountingScorer(ExactScorer):
         super().__init__(batch_size=4)
         self.calls: list[str] = []
 
-    def score(self, model, tokenizer, examples, fmt, prefix="", desc="scoring"):
+    def score(self, lm, examples, fmt, prefix="", desc="scoring"):
         self.calls.append(desc)
-        return super().score(model, tokenizer, examples, fmt, prefix, desc)
+        return super().score(lm, examples, fmt, prefix, desc)
 
 
 def make_cell(tmp_path: Path, learner, cache_dir: Path, scorer=None, train="add/question", seed=0) -> Cell:
@@ -113,7 +113,7 @@ def test_tune_base_and_tune_skill_see_the_same_questions_with_different_answers(
 
 @pytest.mark.parametrize("arch", ["llama", "mistral"])
 def test_lora_trains_only_adapter_weights_and_lowers_the_loss(arch):
-    session = ModelSession(TinyModel(name="tiny", arch=arch, initializer_range=0.2))
+    session = HFSession(TinyModel(name="tiny", arch=arch, initializer_range=0.2))
     before = {k: v.clone() for k, v in session.model.state_dict().items()}
     from peft import LoraConfig
 
@@ -140,7 +140,7 @@ def _base_key(peft_key: str) -> str:
 def _fresh_adapter_model():
     from peft import LoraConfig
 
-    session = ModelSession(TinyModel(name="tiny", arch="llama", initializer_range=0.2))
+    session = HFSession(TinyModel(name="tiny", arch="llama", initializer_range=0.2))
     torch.manual_seed(0)
     model = session.new_adapter("tune-skill", LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
     return model, session.tokenizer
@@ -253,7 +253,7 @@ def test_logging_reads_the_loss_curve_back_and_never_trains(tmp_path, monkeypatc
     def no_training(*args, **kwargs):
         raise AssertionError("logging a cached cell must not train")
 
-    monkeypatch.setattr("ntkeval.learners.lora.train_lora", no_training)
+    monkeypatch.setattr("ntkeval.backends.huggingface.session.train_lora", no_training)
     again = LossRecorder()
     cell = make_cell(tmp_path / "rerun", tune("tune-skill", "correct"), cache)
     result = run_cell(cell, again)
@@ -263,11 +263,11 @@ def test_logging_reads_the_loss_curve_back_and_never_trains(tmp_path, monkeypatc
 
 def test_tune_base_and_tune_skill_share_initialisation_and_data_order(tmp_path, monkeypatch):
     """The control differs from the learner only in its answers: same initial adapter, same question order."""
+    from ntkeval.backends.huggingface import session as session_module
     from ntkeval.backends.huggingface import training as training_module
-    from ntkeval.learners import lora as lora_module
 
     seen: dict[str, dict] = {}
-    real, real_collate = lora_module.train_lora, training_module._collate
+    real, real_collate = session_module.train_lora, training_module._collate
     order: list = []
 
     def collate(pairs, pad_id, device):
@@ -283,7 +283,7 @@ def test_tune_base_and_tune_skill_share_initialisation_and_data_order(tmp_path, 
         return loss
 
     monkeypatch.setattr(training_module, "_collate", collate)
-    monkeypatch.setattr(lora_module, "train_lora", recording)
+    monkeypatch.setattr(session_module, "train_lora", recording)
     run_cell(make_cell(tmp_path, tune("tune-skill", "correct"), tmp_path / "cache"), NullTracker())
     skill, base = seen["tune-skill"], seen["tune-base"]
     assert skill["initial"].keys() == base["initial"].keys() and skill["initial"]

@@ -16,7 +16,9 @@ import pytest
 import torch
 from sampling_fakes import AnyInteger, LogitBias
 
-from ntkeval.backends.huggingface.sampling import Completion, SamplingSpec, _eos_ids, _finish, completion_logprobs, draw
+from ntkeval.backends.base import Completion, SamplingSpec
+from ntkeval.backends.huggingface.language_model import HFLanguageModel
+from ntkeval.backends.huggingface.sampling import _eos_ids, _finish, completion_logprobs, draw
 from ntkeval.backends.huggingface.tiny import TinyModel
 from ntkeval.cache import stable_hash
 from ntkeval.data.answer_reading import final_answer
@@ -52,7 +54,7 @@ class TwoModelView:
 
     @contextmanager
     def open(self, role):
-        yield self.models[role.name], self.tokenizer, ""
+        yield HFLanguageModel(self.models[role.name], self.tokenizer), ""
 
 
 @pytest.fixture(scope="module")

@@ -9,15 +9,17 @@ import pytest
 import torch
 from sampling_fakes import AnyInteger, LogitBias
 
+from ntkeval.backends.base import SamplingSpec
+from ntkeval.backends.huggingface.language_model import HFLanguageModel
 from ntkeval.backends.huggingface.sampling import (
-    SamplingSpec,
     completion_logprobs,
     draw,
     draw_all,
     next_token_logprobs,
     next_token_probs,
 )
-from ntkeval.backends.huggingface.teacher_forcing import answer_logprobs, encode_pair
+from ntkeval.backends.huggingface.teacher_forcing import answer_logprobs
+from ntkeval.backends.huggingface.tokenization import encode_pair
 from ntkeval.backends.huggingface.tiny import TinyModel
 from ntkeval.cache import stable_hash
 from ntkeval.data.base import Example
@@ -195,7 +197,7 @@ class CachingView:
 
     @contextmanager
     def open(self, role):
-        yield self.model, self.tokenizer, ""
+        yield HFLanguageModel(self.model, self.tokenizer), ""
 
 
 def test_the_untouched_models_samples_are_keyed_by_the_seed_that_drew_them(tiny):

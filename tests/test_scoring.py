@@ -6,13 +6,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from ntkeval.backends.huggingface.teacher_forcing import (
-    EncodedPair,
-    answer_logprobs,
-    encode_pair,
-    score_pairs,
-    shared_prefix_length,
-)
+from ntkeval.backends.huggingface.language_model import HFLanguageModel
+from ntkeval.backends.huggingface.teacher_forcing import answer_logprobs, score_pairs, shared_prefix_length
+from ntkeval.backends.huggingface.tokenization import EncodedPair, encode_pair
 from ntkeval.backends.huggingface.tiny import TinyModel
 from ntkeval.data.base import Example
 from ntkeval.prompts import PromptFormat
@@ -214,7 +210,7 @@ def test_tokenizer_leading_space_rules_give_answer_tokens_that_decode_to_the_ans
 def test_exact_scorer_rows_hold_probabilities_and_greedy_flags(tiny):
     model, tokenizer = tiny
     examples = [Example(f"x/{i}", "x", q, a) for i, (q, a) in enumerate(zip(QUESTIONS, ANSWERS))]
-    rows = ExactScorer(batch_size=3).score(model, tokenizer, examples, PromptFormat())
+    rows = ExactScorer(batch_size=3).score(HFLanguageModel(model, tokenizer), examples, PromptFormat())
     assert [r["id"] for r in rows] == [e.id for e in examples]
     for row in rows:
         assert row["p"] == pytest.approx(math.exp(row["logp"]))
@@ -228,10 +224,9 @@ DEMOS = "Q: What is 3+4?\nA: 7\nQ: Compute 6 * 2.\nA: 12\nQ: 9-5=\nA: 4\n"
 def test_prefix_reuse_gives_the_same_logprobs(tiny, batch_size):
     model, tokenizer = tiny
     examples = [Example(f"x/{i}", "x", q, a) for i, (q, a) in enumerate(zip(QUESTIONS, ANSWERS))]
-    full = ExactScorer(batch_size=batch_size, reuse_prefix=False).score(model, tokenizer, examples, PromptFormat(),
-                                                                        DEMOS)
-    reused = ExactScorer(batch_size=batch_size, reuse_prefix=True).score(model, tokenizer, examples, PromptFormat(),
-                                                                         DEMOS)
+    lm = HFLanguageModel(model, tokenizer)
+    full = ExactScorer(batch_size=batch_size, reuse_prefix=False).score(lm, examples, PromptFormat(), DEMOS)
+    reused = ExactScorer(batch_size=batch_size, reuse_prefix=True).score(lm, examples, PromptFormat(), DEMOS)
     assert [r["logp"] for r in reused] == pytest.approx([r["logp"] for r in full], abs=1e-5)
     assert [r["greedy"] for r in reused] == [r["greedy"] for r in full]
 

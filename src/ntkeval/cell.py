@@ -11,9 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import ntkeval
-from ntkeval.backends.base import ModelLoader
-from ntkeval.backends.huggingface.dtypes import loaded_dtype
-from ntkeval.backends.huggingface.session import ModelSession
+from ntkeval.backends.base import ModelLoader, ModelSession
 from ntkeval.cache import StageCache, atomic_write_text, stable_hash
 from ntkeval.data.base import DataSet
 from ntkeval.learners.base import Adaptation, AdaptContext, Learner
@@ -42,11 +40,8 @@ class Cell:
         self.learner.bind_model(self.model)  # a learner's key must hold the model defaults it adapts with
 
     def model_key(self) -> dict:
-        """The model's identity with the dtype it is really loaded in on this device (bf16 on CPU loads fp32)."""
-        identity = dict(self.model.identity())
-        if "dtype" in identity:
-            identity["dtype"] = loaded_dtype(identity["dtype"], self.device)
-        return identity
+        """The model's identity as loaded on this device (the loader's key: bf16 on CPU loads fp32)."""
+        return self.model.key(self.device)
 
     def identity(self) -> dict:
         """What a result row carries: the grid coordinates plus seed, scorer (and its head estimate) and config_id."""
@@ -75,7 +70,7 @@ class Cell:
                             "learner": self.learner.key(self.train_skill, self.seed), "tests": self.test_skills,
                             "format": self.fmt.identity(), "scorer": self.scorer.identity(), "seed": self.seed})
 
-    def context(self, session=None) -> AdaptContext:
+    def context(self, session: ModelSession | None = None) -> AdaptContext:
         return AdaptContext(dataset=self.dataset, train_skill=self.train_skill, seed=self.seed, fmt=self.fmt,
                             cache=self.cache, model_key=self.model_key(), session=session)
 
@@ -99,7 +94,7 @@ class _Stages:
 
     def __init__(self, cell: Cell):
         self.cell = cell
-        self.session = ModelSession(cell.model, cell.device)
+        self.session = cell.model.session(cell.device)  # nothing loads until a stage needs the model
         self.context = cell.context(self.session)
         self.adaptations: dict[str, Adaptation] = {}
 
@@ -111,14 +106,14 @@ class _Stages:
 
     @contextmanager
     def open(self, role: Role):
-        """(model, tokenizer, prompt prefix) with the role's adaptation active; the model is loaded once."""
+        """(language model, prompt prefix) with the role's adaptation active; the model is loaded once."""
         adapted = Adaptation() if role.learner is None else self.adaptation(role.learner)
         adapter = None
         if adapted.adapter_dir is not None:
             adapter = role.name
             self.session.load_adapter(adapter, adapted.adapter_dir)
-        with self.session.using(adapter) as model:
-            yield model, self.session.tokenizer, adapted.prefix
+        with self.session.language_model(adapter) as lm:
+            yield lm, adapted.prefix
 
 
 class SkillView:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ntkeval.backends.base import ModelSession
 from ntkeval.cache import StageCache
 from ntkeval.prompts import PromptFormat
 
@@ -29,7 +30,7 @@ class AdaptContext:
     fmt: PromptFormat
     cache: StageCache
     model_key: dict          # the model's identity, part of every cached adaptation's key
-    session: Any = None      # ntkeval.backends.huggingface.session.ModelSession: loads the model only when a learner really needs it
+    session: ModelSession | None = None  # the cell's model session: loads the model only when a learner needs it
 
 
 @dataclass

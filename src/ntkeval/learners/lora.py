@@ -11,9 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from ntkeval.backends.huggingface.training import train_lora
+from ntkeval.backends.base import TrainingSettings
 from ntkeval.cache import stable_hash
 from ntkeval.errors import choices_error
 from ntkeval.learners.base import Adaptation
@@ -128,16 +126,18 @@ class LoraLearner:
             return [(fmt.prompt(e), fmt.target(e.answer)) for e in examples]
         return [(fmt.prompt(e), fmt.target(context.dataset.random_answer(e, rng))) for e in examples]
 
+    def settings(self, seed: int) -> TrainingSettings:
+        """The training settings; the session seeds the adapter initialisation with `seed`, so tune-base and
+        tune-skill start from the same adapter and walk their data in the same order."""
+        return TrainingSettings(steps=self.steps, batch_size=self.batch_size, lr=self.lr,
+                                weight_decay=self.weight_decay, seed=seed, checkpoint_every=self.checkpoint_every)
+
     def _train(self, context, out_dir: Path, parts: dict) -> None:
-        session = context.session
         texts = self.training_texts(context)
-        torch.manual_seed(context.seed)  # the same adapter initialisation for tune-base and tune-skill
-        model = session.new_adapter(self.name, self._lora_config())
         checkpoint = context.cache.root / "checkpoints" / stable_hash(parts)
-        loss = train_lora(model, session.tokenizer, texts, self.steps, self.batch_size, self.lr, self.weight_decay,
-                          context.seed, desc=f"tuning {self.name} on {context.train_skill}",
-                          checkpoint=checkpoint, checkpoint_every=self.checkpoint_every)
-        session.save_adapter(self.name, out_dir)
+        loss = context.session.train_adapter(self.name, self._lora_config(), texts, self.settings(context.seed),
+                                             desc=f"tuning {self.name} on {context.train_skill}",
+                                             checkpoint=checkpoint, out_dir=out_dir)
         (out_dir / "loss.json").write_text(json.dumps(loss))
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ntkeval.backends.huggingface.teacher_forcing import SCORING_RULE_VERSION, encode_pair, score_pairs
+from ntkeval.backends.base import SCORING_RULE_VERSION, LanguageModel
 from ntkeval.cache import Checked
 from ntkeval.data.base import Example
 from ntkeval.prompts import PromptFormat
@@ -27,12 +27,11 @@ class ExactScorer:
     def validate(self, learner) -> None:
         """Every learner can be scored exactly."""
 
-    def score(self, model, tokenizer, examples: list[Example], fmt: PromptFormat, prefix: str = "",
+    def score(self, lm: LanguageModel, examples: list[Example], fmt: PromptFormat, prefix: str = "",
               desc: str = "scoring") -> list[dict]:
         """Per-question rows: id, logp, p (= exp logp), greedy (0/1), n_tokens."""
-        pairs = [encode_pair(tokenizer, fmt.prompt(e, prefix), fmt.target(e.answer)) for e in examples]
-        scores = score_pairs(model, tokenizer, pairs, self.batch_size, desc=desc,
-                             reuse_prefix=bool(prefix) and self.reuse_prefix)
+        requests = [(fmt.prompt(e, prefix), fmt.target(e.answer)) for e in examples]
+        scores = lm.score(requests, self.batch_size, reuse_prefix=bool(prefix) and self.reuse_prefix, desc=desc)
         return [{"id": e.id, "logp": s.logprob, "p": math.exp(s.logprob), "greedy": int(s.greedy),
                  "n_tokens": s.n_tokens} for e, s in zip(examples, scores)]
 
@@ -44,8 +43,8 @@ class ExactScorer:
         scores = {}
         for stage in self.stages(view.roles):
             def compute(role=stage.role):
-                with view.open(role) as (model, tokenizer, prefix):
-                    return self.score(model, tokenizer, view.examples, view.fmt, prefix,
+                with view.open(role) as (lm, prefix):
+                    return self.score(lm, view.examples, view.fmt, prefix,
                                       desc=f"scoring {view.test_skill} under {role.name}")
             scores[stage.role.id] = view.record(stage, Checked(compute, scores_problem(view.examples)))
         roles = view.roles

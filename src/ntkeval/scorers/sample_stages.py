@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import math
 
-from ntkeval.backends.huggingface.sampling import Completion, SamplingSpec, completion_logprobs, draw_all
-from ntkeval.backends.huggingface.teacher_forcing import SCORING_RULE_VERSION
+from ntkeval.backends.base import SCORING_RULE_VERSION, Completion, SamplingSpec
 from ntkeval.cache import Checked, stable_hash
 from ntkeval.data.answer_kinds import EQUIVALENCE_VERSION
 from ntkeval.data.answer_reading import final_answer
@@ -55,13 +54,12 @@ def verdict(dataset, example, completion: Completion) -> dict:
 
 def samples(view, spec: SamplingSpec, role: Role) -> list[dict]:
     """Per question: {"id", "completions": [{tokens, text, end, logp, answer, correct, unparsable}, ...]}; `logp`
-    is log p(tokens | prompt) under the distribution the tokens were drawn from (ntkeval.backends.huggingface.sampling)."""
+    is log p(tokens | prompt) under the distribution the tokens were drawn from (LanguageModel.sample)."""
     def compute() -> list[dict]:
-        with view.open(role) as (model, tokenizer, prefix):
+        with view.open(role) as (lm, prefix):
             prompts = [view.fmt.prompt(e, prefix) for e in view.examples]
             seeds = [question_seed(view.seed, role, e.id, spec) for e in view.examples]
-            drawn = draw_all(model, tokenizer, prompts, spec, seeds,
-                             desc=f"sampling {view.test_skill} under {role.name}")
+            drawn = lm.sample(prompts, spec, seeds, desc=f"sampling {view.test_skill} under {role.name}")
         return [{"id": e.id, "completions": [verdict(view.dataset, e, c) for c in cs]}
                 for e, cs in zip(view.examples, drawn)]
 
@@ -76,13 +74,13 @@ def sample_logps(view, spec: SamplingSpec, sampler: Role, scorer: Role, drawn: l
         return [[c["logp"] for c in q["completions"]] for q in drawn]
 
     def compute() -> list[list[float]]:
-        with view.open(scorer) as (model, tokenizer, prefix):
+        with view.open(scorer) as (lm, prefix):
             prompts = [view.fmt.prompt(e, prefix) for e in view.examples]
             completions = [[Completion(tuple(c["tokens"]), c["text"], c["end"], c["logp"]) for c in q["completions"]]
                            for q in drawn]
-            return completion_logprobs(model, tokenizer, prompts, completions, batch_size,
-                                       desc=f"scoring {sampler.name}'s samples of {view.test_skill} "
-                                            f"under {scorer.name}")
+            return lm.score_completions(prompts, completions, batch_size,
+                                        desc=f"scoring {sampler.name}'s samples of {view.test_skill} "
+                                             f"under {scorer.name}")
 
     return view.record(logp_stage(spec, sampler, scorer, view.seed), Checked(compute, logps_problem(drawn)))
 

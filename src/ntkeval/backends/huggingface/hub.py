@@ -7,10 +7,10 @@ from pathlib import Path
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ntkeval.backends.huggingface.loading import load_pretrained
+from ntkeval.backends.huggingface.loading import HFLoader, load_pretrained
 
 
-class HubModel:
+class HubModel(HFLoader):
     """Loads `path` (a hub id such as codellama/CodeLlama-7b-hf, or a local dir) with AutoModelForCausalLM.
 
     dtype is what the weights are loaded in on a GPU; on CPU, bfloat16 and float16 become float32 (with a warning)

@@ -1,4 +1,5 @@
-"""Helpers shared by the model loaders: device and dtype choice, tokenizer settings, loading a checkpoint dir."""
+"""What the model loaders share: their base class (cache key, session), device and dtype choice, tokenizer settings,
+loading a checkpoint dir."""
 
 from __future__ import annotations
 
@@ -8,8 +9,24 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from ntkeval.backends.huggingface.dtypes import loaded_dtype
+from ntkeval.backends.huggingface.session import HFSession
 
 log = logging.getLogger(__name__)
+
+
+class HFLoader:
+    """The base of the hub, embedded and tiny loaders: a subclass sets name and lora_target_modules and defines
+    identity() and load(device) -> (model, tokenizer)."""
+
+    def key(self, device: str) -> dict:
+        """identity() with the dtype really loaded on `device` (half precision on CPU loads float32)."""
+        identity = dict(self.identity())
+        if "dtype" in identity:
+            identity["dtype"] = loaded_dtype(identity["dtype"], device)
+        return identity
+
+    def session(self, device: str) -> HFSession:
+        return HFSession(self, device)
 
 
 def resolve_device(device: str) -> str:

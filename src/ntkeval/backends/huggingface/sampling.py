@@ -20,59 +20,12 @@ forward pass round differently (tests/test_sampling.py measures both).
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import torch
 
-from ntkeval.backends.huggingface.teacher_forcing import EncodedPair, score_pairs
-from ntkeval.errors import UserError
+from ntkeval.backends.base import Completion, SamplingSpec
+from ntkeval.backends.huggingface.teacher_forcing import score_pairs
+from ntkeval.backends.huggingface.tokenization import EncodedPair, encode_prompt
 from ntkeval.progress import progress
-
-
-@dataclass(frozen=True)
-class SamplingSpec:
-    n: int = 16                   # completions per question
-    temperature: float = 1.0      # > 0
-    top_p: float = 1.0            # nucleus sampling: the smallest set of tokens holding this much probability
-    max_new_tokens: int = 16
-    stop: tuple[str, ...] = ("\n",)  # text that ends a completion (cut off from its text)
-
-    def __post_init__(self):
-        object.__setattr__(self, "stop", tuple(self.stop))
-        bad = _invalid(self)
-        if bad:
-            raise UserError(bad)
-
-    def identity(self) -> dict:
-        return {"n": self.n, "temperature": self.temperature, "top_p": self.top_p,
-                "max_new_tokens": self.max_new_tokens, "stop": list(self.stop)}
-
-
-def _invalid(spec: SamplingSpec) -> str | None:
-    def number(value) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-    if not isinstance(spec.n, int) or isinstance(spec.n, bool) or spec.n < 2:
-        return f"scorer.n={spec.n!r} is invalid; valid: an integer >= 2 (completions per question; a standard error needs two)"
-    if not number(spec.temperature) or spec.temperature <= 0:
-        return (f"scorer.temperature={spec.temperature!r} is invalid; valid: a number > 0 "
-                "(1.0 samples the model as it is; greedy decoding is scorer=exact's greedy accuracy)")
-    if not number(spec.top_p) or not 0 < spec.top_p <= 1:
-        return f"scorer.top_p={spec.top_p!r} is invalid; valid: a number in (0, 1]"
-    if not isinstance(spec.max_new_tokens, int) or isinstance(spec.max_new_tokens, bool) or spec.max_new_tokens < 1:
-        return f"scorer.max_new_tokens={spec.max_new_tokens!r} is invalid; valid: an integer >= 1"
-    if not all(isinstance(s, str) and s for s in spec.stop):
-        return f"scorer.stop={list(spec.stop)!r} is invalid; valid: a list of non-empty strings, e.g. ['\\n']"
-    return None
-
-
-@dataclass(frozen=True)
-class Completion:
-    tokens: tuple[int, ...]  # exactly the drawn token ids
-    text: str                # decoded, cut at the first stop string
-    end: str                 # "stop", "eos" or "length"
-    logp: float              # log p(tokens) under the distribution they were drawn from (temperature, top-p applied)
 
 
 def _eos_ids(model, tokenizer) -> set[int]:
@@ -116,7 +69,7 @@ def _finish(tokenizer, tokens: list[int], stop: tuple[str, ...], eos: set[int]) 
 def draw(model, tokenizer, prompt: str, spec: SamplingSpec, seed: int) -> list[Completion]:
     """spec.n completions of one prompt, from a random stream seeded by `seed` alone."""
     device = next(model.parameters()).device
-    ids = tokenizer(prompt)["input_ids"] or [tokenizer.bos_token_id or tokenizer.eos_token_id]
+    ids = encode_prompt(tokenizer, prompt)
     generator = torch.Generator().manual_seed(seed)
     eos = _eos_ids(model, tokenizer)
     out = model(input_ids=torch.tensor([ids], device=device), use_cache=True, logits_to_keep=1)
@@ -160,7 +113,7 @@ def completion_logprobs(model, tokenizer, prompts: list[str], completions: list[
     share its prompt, so the prompt is encoded once per question and its key/value cache reused for all of them."""
     out = []
     for prompt, drawn in progress(list(zip(prompts, completions)), desc=desc):
-        context = tokenizer(prompt)["input_ids"] or [tokenizer.bos_token_id or tokenizer.eos_token_id]
+        context = encode_prompt(tokenizer, prompt)
         pairs = [EncodedPair(context=list(context), answer=list(c.tokens)) for c in drawn]
         out.append([s.logprob for s in score_pairs(model, tokenizer, pairs, batch_size, desc=None,
                                                    reuse_prefix=True)])

@@ -1,4 +1,5 @@
-"""One model per cell: loaded on first use only, with LoRA adapters added and switched on it (never reloaded)."""
+"""The Hugging Face model session (ntkeval.backends.base.ModelSession): one model per cell, loaded on first use only,
+with LoRA adapters added, trained, saved and switched on it (never reloaded)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,18 @@ import logging
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from ntkeval.backends.base import TrainingSettings
+from ntkeval.backends.huggingface.language_model import HFLanguageModel
+from ntkeval.backends.huggingface.training import train_lora
 
 log = logging.getLogger(__name__)
 
 
-class ModelSession:
+class HFSession:
     def __init__(self, loader, device: str = "cpu"):
         self.loader = loader    # a model loader from conf/model: .load(device) -> (model, tokenizer)
         self.device = device
@@ -76,6 +84,25 @@ class ModelSession:
             raise RuntimeError(f"cannot load the LoRA adapter in {path} ({type(error).__name__}: {error}); "
                                f"delete {adapter_dir} to retrain it") from error
         self._adapters.add(name)
+
+    def train_adapter(self, name: str, config, texts: list[tuple[str, str]], settings: TrainingSettings,
+                      desc: str = "tuning", checkpoint: Path | None = None, out_dir: Path | None = None) -> list[float]:
+        """Add a fresh LoRA adapter (`config`: a peft.LoraConfig), train it on (prompt, target) texts, save it in
+        out_dir; return the loss per step. Resumes from `checkpoint` when a killed run left one."""
+        torch.manual_seed(settings.seed)  # the same adapter initialisation for every learner of one seed
+        model = self.new_adapter(name, config)
+        loss = train_lora(model, self.tokenizer, texts, settings.steps, settings.batch_size, settings.lr,
+                          settings.weight_decay, settings.seed, desc=desc, checkpoint=checkpoint,
+                          checkpoint_every=settings.checkpoint_every)
+        if out_dir is not None:
+            self.save_adapter(name, out_dir)
+        return loss
+
+    @contextmanager
+    def language_model(self, adapter: str | None) -> Iterator[HFLanguageModel]:
+        """The model with `adapter` active (every adapter disabled when None), as a LanguageModel."""
+        with self.using(adapter) as model:
+            yield HFLanguageModel(model, self.tokenizer)
 
     @contextmanager
     def using(self, adapter: str | None):

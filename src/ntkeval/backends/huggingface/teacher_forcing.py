@@ -1,12 +1,6 @@
-"""Exact answer scoring: log p(answer | prompt) by teacher forcing, in length-sorted batches; the one home of the
-tokenization rule.
-
-The rule (the same as EleutherAI lm-evaluation-harness, so numbers are comparable):
-  1. trailing whitespace of the prompt moves to the front of the answer;
-  2. whole = encode(prompt + answer), context = encode(prompt), both with the tokenizer's own special tokens (BOS
-     where the model expects one);
-  3. the answer's tokens are whole[len(context):]; the model reads context + those tokens.
-So an answer is scored as the tokens a model would produce after the prompt, merges across the boundary included.
+"""Teacher-forced scoring on transformers: log p(answer | prompt) in length-sorted batches, with the key/value cache
+of a shared prompt prefix (in-context demonstrations) reused. Pairs are tokenized by the rule in
+ntkeval.backends.huggingface.tokenization.
 """
 
 from __future__ import annotations
@@ -17,37 +11,11 @@ from dataclasses import dataclass
 
 import torch
 
+from ntkeval.backends.base import AnswerScore
+from ntkeval.backends.huggingface.tokenization import EncodedPair, encode_pair, pad_id
 from ntkeval.progress import progress
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EncodedPair:
-    context: list[int]  # token ids the model conditions on (BOS included where the tokenizer adds one)
-    answer: list[int]   # token ids whose log-probabilities are summed
-
-
-@dataclass(frozen=True)
-class AnswerScore:
-    logprob: float  # log p(answer tokens | context), natural log
-    greedy: bool    # every answer token is the argmax at its position: greedy decoding would write this answer
-    n_tokens: int   # number of answer tokens
-
-
-def encode_pair(tokenizer, prompt: str, answer: str) -> EncodedPair:
-    """Tokenize one (prompt, answer) pair by the rule in this module's docstring."""
-    stripped = prompt.rstrip()
-    answer = prompt[len(stripped):] + answer
-    whole = tokenizer(stripped + answer)["input_ids"]
-    context = tokenizer(stripped)["input_ids"]
-    answer_ids = list(whole[len(context):])
-    if not answer_ids:
-        raise ValueError(f"answer {answer!r} has no tokens after prompt {prompt[-40:]!r}")
-    if not context:  # an empty prompt still needs one token to predict the first answer token from
-        first = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-        context = [first]
-    return EncodedPair(context=list(context), answer=answer_ids)
 
 
 def _length_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
@@ -130,7 +98,7 @@ def score_pairs(model, tokenizer, pairs: list[EncodedPair], batch_size: int = 16
     desc: the progress bar's label; None for no progress report (callers that report their own)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad = pad_id(tokenizer)
     prefix = None
     if reuse_prefix and len(pairs) > 1:
         shared = shared_prefix_length(pairs)
@@ -139,7 +107,7 @@ def score_pairs(model, tokenizer, pairs: list[EncodedPair], batch_size: int = 16
     results: list[AnswerScore | None] = [None] * len(pairs)
     batches = _length_batches([len(p.context) + len(p.answer) for p in pairs], batch_size)
     for batch in progress(batches, desc=desc, total_items=len(pairs)) if desc else batches:
-        for i, score in zip(batch, _score_batch(model, [pairs[i] for i in batch], pad_id, prefix)):
+        for i, score in zip(batch, _score_batch(model, [pairs[i] for i in batch], pad, prefix)):
             results[i] = score
     return results  # type: ignore[return-value]
 
@@ -150,7 +118,3 @@ def answer_logprobs(model, tokenizer, prompts: list[str], answers: list[str], ba
         raise ValueError(f"{len(prompts)} prompts but {len(answers)} answers")
     pairs = [encode_pair(tokenizer, p, a) for p, a in zip(prompts, answers)]
     return [s.logprob for s in score_pairs(model, tokenizer, pairs, batch_size)]
-
-
-SCORING_RULE_VERSION = 1  # bump when the tokenization or scoring rule changes: it invalidates cached scores
-

@@ -18,7 +18,7 @@ from transformers import (
 )
 
 from ntkeval.backends.huggingface import tiny_tokenizers
-from ntkeval.backends.huggingface.loading import finish_tokenizer, resolve_device
+from ntkeval.backends.huggingface.loading import HFLoader, finish_tokenizer, resolve_device
 
 # Bump when the tokenizers or the initialisation change, so cached results of older tiny models are not reused.
 TINY_VERSION = 1
@@ -30,7 +30,7 @@ _ARCHES = {
 }
 
 
-class TinyModel:
+class TinyModel(HFLoader):
     """A seeded random causal LM; `arch` picks the architecture and its tokenizer convention."""
 
     def __init__(self, name: str = "tiny", arch: str = "llama", seed: int = 0, hidden_size: int = 64,

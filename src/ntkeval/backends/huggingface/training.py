@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ntkeval.backends.huggingface.teacher_forcing import encode_pair
+from ntkeval.backends.huggingface.tokenization import encode_pair, pad_id
 from ntkeval.progress import progress
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def train_lora(model, tokenizer, texts: list[tuple[str, str]], steps: int, batch
     """Train the trainable (adapter) parameters with the loss on answer tokens only; return the loss per step.
     With `checkpoint`, state is saved every `checkpoint_every` steps and a later call resumes from it."""
     pairs = [encode_pair(tokenizer, prompt, target) for prompt, target in texts]
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad = pad_id(tokenizer)
     device = next(model.parameters()).device
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
                                   weight_decay=weight_decay)
@@ -88,7 +88,7 @@ def train_lora(model, tokenizer, texts: list[tuple[str, str]], steps: int, batch
         if len(queue) < batch_size:  # walk through the data in seeded epochs so every question is seen evenly
             queue += torch.randperm(len(pairs), generator=order).tolist()
         batch, queue = queue[:batch_size], queue[batch_size:]
-        ids, mask, labels = _collate([pairs[i] for i in batch], pad_id, device)
+        ids, mask, labels = _collate([pairs[i] for i in batch], pad, device)
         logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1),
                                                  ignore_index=-100)
