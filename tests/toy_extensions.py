@@ -4,7 +4,7 @@ real implementation of its Protocol, each wired in by one YAML (tests/test_exten
   ToyCounting   two skills (count letters, count words) x two surfaces (a question, a command): 4 skills
   PrefixLearner an instruction line plus the first `shots` train examples of the train skill; control: the
                 instruction alone
-  GreedyScorer  greedy exact-match accuracy of each role; delta = learner - control, and how long each prefix is
+  GreedyScorer  greedy exact-match accuracy of each role (one teacher-forced pass); delta = learner - control
 
 Their numbers are meant to be checked by hand: the questions come from a fixed word list in a fixed order.
 """
@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ntkeval.data.base import Example
+from ntkeval.data.base import Example, SkillGroups, groups_by_axis
 from ntkeval.errors import UserError, choices_error
 from ntkeval.learners.base import AdaptContext, Adaptation
 from ntkeval.scorers.base import Roles, SkillView, Stage
@@ -42,13 +42,17 @@ class ToyCounting:
     def skills(self) -> list[str]:
         return [f"{unit}/{surface}" for unit in COUNTS for surface in SURFACES]
 
-    def skill_groups(self) -> dict[str, list[str]]:
-        """Selectors that stand for several skills: each unit and each surface."""
-        return {**{u: [s for s in self.skills() if s.startswith(f"{u}/")] for u in COUNTS},
-                **{f: [s for s in self.skills() if s.endswith(f"/{f}")] for f in SURFACES}}
+    def skill_groups(self) -> SkillGroups:
+        """The unit counted is what is learned (deep); question or command is how it looks (surface)."""
+        return SkillGroups(("unit", "surface"), deep="unit", surface="surface", of_skill=groups_by_axis(
+            self.skills(), {"unit": lambda s: s.split("/")[0], "surface": lambda s: s.split("/")[1]}))
 
     def resolve(self, spec: str | Iterable[str]) -> list[str]:
-        groups = self.skill_groups()
+        """'all', a skill, a unit (letters, words), a surface (question, command), or a list of these."""
+        groups: dict[str, list[str]] = {}
+        for skill, by_axis in self.skill_groups().of_skill.items():
+            for group in by_axis.values():
+                groups.setdefault(group, []).append(skill)
         chosen: set[str] = set()
         for item in [spec] if isinstance(spec, str) else list(spec):
             if item == "all":
@@ -130,47 +134,38 @@ class PrefixLearner:
 
 @dataclass
 class GreedyScorer:
-    """Greedy decoding under each role, the first line read as the answer; accuracy per role, delta learner -
-    control (no interval: a toy, ci_low = ci_high = delta)."""
-    max_new_tokens: int = 4
+    """Greedy exact match under each role: whether greedy decoding would write the canonical answer and its
+    delimiter, read off one teacher-forced pass (the backend's AnswerScore.greedy). Accuracy per role; delta =
+    learner - control (a toy: no interval, ci_low = ci_high = delta)."""
+    batch_size: int = 8
 
     def identity(self) -> dict:
-        return {"name": "toy-greedy", "max_new_tokens": self.max_new_tokens}
+        return {"name": "toy-greedy"}
 
     def validate(self, learner: Any) -> None:
-        """Every learner can be decoded greedily."""
+        """Every learner can be scored greedily."""
 
     def stages(self, roles: Roles) -> list[Stage]:
         return [Stage("toy-greedy", role, {"scorer": self.identity()})
                 for role in roles.distinct(roles.base, roles.control, roles.learner)]
 
-    def _answers(self, view: SkillView, role) -> dict:
-        import torch  # the user's module may import torch: preflight imports it only to read the constructor
-
-        with view.open(role) as (model, tokenizer, prefix):
-            answers = []
-            for example in view.examples:
-                ids = tokenizer(view.fmt.prompt(example, prefix), return_tensors="pt").input_ids.to(model.device)
-                with torch.no_grad():
-                    out = model.generate(ids, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                         pad_token_id=tokenizer.eos_token_id)
-                answers.append(tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).split("\n")[0])
-        return {"prefix_chars": len(prefix), "answers": answers}
+    def _greedy(self, view: SkillView, role: Any) -> dict:
+        with view.open(role) as (model, prefix):
+            requests = [(view.fmt.prompt(e, prefix), view.fmt.target(e.answer)) for e in view.examples]
+            scores = model.score(requests, batch_size=self.batch_size, desc=None)
+        return {"prefix_chars": len(prefix), "greedy": [int(s.greedy) for s in scores]}
 
     def compare(self, view: SkillView) -> tuple[dict, list[dict]]:
-        found = {s.role.id: view.record(s, lambda r=s.role: self._answers(view, r)) for s in self.stages(view.roles)}
+        found = {s.role.id: view.record(s, lambda r=s.role: self._greedy(view, r)) for s in self.stages(view.roles)}
         roles = view.roles
-        base, control, learner = (found[r.id] for r in (roles.base, roles.control, roles.learner))
-        right = {name: [view.dataset.is_correct(e, a) for e, a in zip(view.examples, got["answers"])]
-                 for name, got in (("base", base), ("control", control), ("learner", learner))}
-        acc = {name: sum(flags) / len(flags) for name, flags in right.items()}
+        got = {name: found[role.id] for name, role in
+               (("base", roles.base), ("control", roles.control), ("learner", roles.learner))}
+        acc = {name: sum(g["greedy"]) / len(g["greedy"]) for name, g in got.items()}
         delta = acc["learner"] - acc["control"]
         row = {"test_skill": view.test_skill, "n": len(view.examples), "delta": delta, "ci_low": delta,
                "ci_high": delta, **{f"acc_{name}": value for name, value in acc.items()},
-               "prefix_chars_learner": learner["prefix_chars"], "prefix_chars_control": control["prefix_chars"]}
+               **{f"prefix_chars_{name}": g["prefix_chars"] for name, g in got.items()}}
         questions = [{"id": e.id, "test_skill": view.test_skill, "question": e.question, "answer": e.answer,
-                      "answer_learner": al, "answer_control": ac, "correct_learner": int(rl),
-                      "correct_control": int(rc)}
-                     for e, al, ac, rl, rc in zip(view.examples, learner["answers"], control["answers"],
-                                                  right["learner"], right["control"])]
+                      **{f"greedy_{name}": g["greedy"][i] for name, g in got.items()}}
+                     for i, e in enumerate(view.examples)]
         return row, questions

@@ -1,9 +1,12 @@
-"""Keys and values too long to be real, refused while the command line is still text: before a parser, a path
-lookup (a 10,000-character key is a file name the system refuses) or a message has to carry them."""
+"""Read the command line while it is still text: keys and values too long to be real are refused before a parser, a
+path lookup (a 10,000-character key is a file name the system refuses) or a message has to carry them; and the
+options of a config group are found in conf/ and in the user's own config dirs (hydra.searchpath)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from pathlib import Path
 
 from ntkeval.errors import UserError, shorten
 
@@ -22,3 +25,21 @@ def check_lengths(overrides: list[str]) -> None:
         if len(longest) > LONGEST:
             raise UserError(f"{key}={shorten(longest.strip(chr(39) + chr(34)))} is too long to be real; expected at "
                             f"most {LONGEST} characters (put long texts in a YAML file under conf/)")
+
+
+def search_dirs(searchpath: Iterable[str]) -> list[Path]:
+    """The local config dirs of a `hydra.searchpath=[...]` value (file://dir or a plain path; pkg:// entries are
+    Python packages, whose options Hydra finds and this text check leaves alone)."""
+    return [Path(entry.removeprefix("file://")) for entry in searchpath if not entry.startswith("pkg://")]
+
+
+def group_options(group: str, conf_dir: Path, extra_dirs: Iterable[Path] = ()) -> list[str]:
+    """The options of a config group: its YAML files in conf/ and in each extra config dir (a user's own option is
+    one YAML in <their dir>/<group>/, no file of ours changed)."""
+    found = set()
+    for folder in (conf_dir, *extra_dirs):
+        try:
+            found.update(p.stem for p in (Path(folder) / group).glob("*.yaml"))
+        except (OSError, ValueError):  # a dir that cannot be read holds no options
+            continue
+    return sorted(found)
