@@ -90,7 +90,7 @@ class TrainingSettings:
 class LanguageModel(Protocol):
     """One model as a scorer sees it, its role's adaptation already active: scoring and sampling on text."""
 
-    def encode(self, prompt: str) -> list[int]: ...  # the token ids a prompt is conditioned on (never empty)
+    def encode(self, prompt: str) -> list[int]: ...  # the token ids sample() conditions on after `prompt`
 
     def encode_pair(self, prompt: str, answer: str) -> tuple[list[int], list[int]]: ...  # (context, answer) ids
     #   that score() teacher-forces: the scoring rule (ntkeval.backends.huggingface.tokenization)
