@@ -4,9 +4,10 @@ W&B is on). The W&B implementation is ntkeval.tracking.wandb_tracker."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
+@runtime_checkable
 class Tracker(Protocol):
     """What a cell may send to an experiment tracker."""
 
