@@ -48,5 +48,5 @@ class NullTracker:
 class NoLogger:
     """The factory for `logger=none`."""
 
-    def start(self, **kwargs: Any) -> NullTracker:
+    def start(self, **_run_settings: Any) -> NullTracker:  # run_id, name, group, ...: nothing to keep
         return NullTracker()
