@@ -34,6 +34,10 @@ LAZY_ALLOWED = {
         "wandb is imported only when a report is mirrored to it",
     ("hydra_plugins.ntkeval_launcher", "launch", "ntkeval.jobs.submitit_jobs"):
         "Hydra imports every plugin at every start; submitit loads only when this launcher launches",
+    ("hydra_plugins.ntkeval_sweeper", "split_arguments", "ntkeval.build"):
+        "Hydra imports every plugin at every start; the data sets load only when a sweep is split into jobs",
+    ("hydra_plugins.ntkeval_sweeper", "split_arguments", "ntkeval.pair_sweep"):
+        "as above: pair.train's skills are expanded only when a sweep runs",
 }
 
 
