@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from ntkeval.stats import estimators
+from ntkeval.scorers import ntk
+from ntkeval.stats import efficiency, estimators
 
 
 def test_accuracy_difference_and_its_standard_error():
@@ -64,3 +65,27 @@ def test_a_standard_error_needs_two_samples():
 def test_mean_over_questions_divides_the_variance_by_k_squared():
     m = estimators.mean_over_questions([estimators.Estimate(0.2, 0.04, 8), estimators.Estimate(0.4, 0.01, 8)])
     assert m.value == pytest.approx(0.3) and m.variance == pytest.approx(0.05 / 4) and m.n == 8
+
+
+def test_the_registry_declares_each_estimator_once_as_ntk_and_efficiency_used_them():
+    registry = estimators.BY_NAME
+    assert efficiency.ESTIMATORS == ("accuracy-difference", "importance", "mirror", "balanced")  # its old table
+    assert ntk.ESTIMATES == ("balanced", "mirror", "importance")  # the scorer's choices and default order
+    assert {n: registry[n].bounds for n in ntk.ESTIMATES} == {"balanced": (-2.0, 2.0), "mirror": None,
+                                                               "importance": None}
+    assert {n: (e.from_control, e.from_learner, e.weighted) for n, e in registry.items()} == {
+        "accuracy-difference": (True, True, False), "importance": (True, False, True),
+        "mirror": (False, True, True), "balanced": (True, True, True)}
+    # w = 3: importance counts w - 1 = 2 per correct control sample, mirror 1 - 1/w = 2/3 per correct learner
+    # sample, balanced tanh(log 3 / 2) = (3 - 1) / (3 + 1) = 1/2 for each
+    log_w = math.log(3.0)
+    assert registry["importance"].coefficients(log_w) == pytest.approx((2.0, 0.0))
+    assert registry["mirror"].coefficients(log_w) == pytest.approx((0.0, 2 / 3))
+    assert registry["balanced"].coefficients(log_w) == pytest.approx((0.5, 0.5))
+    assert registry["accuracy-difference"].coefficients(log_w) == (-1.0, 1.0)
+    control = ([1, 0, 1], [math.log(0.6)] * 3, [math.log(0.2)] * 3)
+    learner = ([1, 1, 0], [math.log(0.6)] * 3, [math.log(0.2)] * 3)
+    assert registry["importance"].estimate(control, None) == estimators.importance_sampled(*control)
+    assert registry["mirror"].estimate(None, learner) == estimators.mirror(*learner)
+    assert registry["balanced"].estimate(control, learner) == estimators.balanced(control, learner)
+    assert registry["accuracy-difference"].estimate(control, learner).value == pytest.approx(2 / 3 - 2 / 3)

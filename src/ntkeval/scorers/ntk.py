@@ -32,11 +32,10 @@ from ntkeval.scorers.sampled import unparsable
 from ntkeval.stats import estimators
 from ntkeval.stats.intervals import paired_delta
 
+# The estimators offered, in the default order (the first is the cell's delta): the weighted ones of the registry,
+# ntkeval.stats.estimators.ESTIMATORS, which declares what each needs and its bounds for the interval over questions.
 ESTIMATES = ("balanced", "mirror", "importance")
-# The range a per-question estimate can take, for the interval over questions (ntkeval.stats.intervals): each balanced term
-# is 1[correct] 2 tanh(log w / 2) in (-2, 2); importance terms w - 1 and mirror terms 1 - 1/w are unbounded on one
-# side, so their intervals are BCa.
-ESTIMATE_BOUNDS = {"balanced": (-2.0, 2.0), "mirror": None, "importance": None}
+assert all(estimators.BY_NAME[name].weighted for name in ESTIMATES)
 SPARSE = 1  # a question's control samples with at most this many correct ones make its importance term unreliable
 
 
@@ -75,12 +74,12 @@ class NtkScorer:
                             "(icl-skill, tune-skill), or scorer=exact / scorer=sampled")
 
     def _weights_of_control_samples(self) -> bool:
-        """The control's completions need scoring under the learner (importance, balanced)."""
-        return any(e in ("importance", "balanced") for e in self.estimates)
+        """The control's completions need scoring under the learner (an estimate from the control's samples)."""
+        return any(estimators.BY_NAME[e].from_control for e in self.estimates)
 
     def _from_learner(self) -> bool:
-        """The learner's completions are drawn and scored under the control (mirror, balanced)."""
-        return any(e in ("mirror", "balanced") for e in self.estimates)
+        """The learner's completions are drawn and scored under the control (an estimate from the learner's)."""
+        return any(estimators.BY_NAME[e].from_learner for e in self.estimates)
 
     def stages(self, roles: Roles) -> list[Stage]:
         c, lr, seed = roles.control, roles.learner, roles.seed
@@ -111,18 +110,13 @@ class NtkScorer:
                                                   roles.learner if self._weights_of_control_samples() else None)
         from_learner, weighted_l = (self._weighted(view, roles.learner, roles.control) if self._from_learner()
                                     else (None, None))
-        per_question = {}
-        for name in self.estimates:
-            if name == "importance":
-                per_question[name] = [estimators.importance_sampled(*w) for w in weighted_c]
-            elif name == "mirror":
-                per_question[name] = [estimators.mirror(*w) for w in weighted_l]
-            else:
-                per_question[name] = [estimators.balanced(c, lr) for c, lr in zip(weighted_c, weighted_l)]
+        absent = [None] * len(view.examples)  # a sample set no listed estimate needs is never drawn
+        per_question = {name: [estimators.BY_NAME[name].estimate(c, lr) for c, lr in
+                               zip(weighted_c or absent, weighted_l or absent)] for name in self.estimates}
         totals = {name: estimators.mean_over_questions(qs) for name, qs in per_question.items()}
         head = self.estimates[0]
         ci = paired_delta([e.value for e in per_question[head]], [0.0] * len(view.examples), seed=view.seed,
-                          bounds=ESTIMATE_BOUNDS[head])
+                          bounds=estimators.BY_NAME[head].bounds)
         correct_c = [[c["correct"] for c in q["completions"]] for q in from_control]
         acc_c = [estimators.accuracy(c).value for c in correct_c]
         sparse = [sum(c) <= SPARSE for c in correct_c]

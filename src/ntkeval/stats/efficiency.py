@@ -16,6 +16,7 @@ Every estimator is then linear in the counts (k_c canonical among n control draw
     estimate = (alpha k_c + beta k_l) / n
     variance = (alpha^2 k_c (n - k_c) + beta^2 k_l (n - k_l)) / (n^2 (n - 1))   (what ntkeval.stats.estimators reports)
 
+    (declared once, with the per-sample estimators, in ntkeval.stats.estimators.ESTIMATORS)
     accuracy-difference  alpha = -1,              beta = 1
     importance           alpha = w - 1,           beta = 0       (samples from the control only)
     mirror               alpha = 0,               beta = 1 - 1/w (samples from the learner only)
@@ -40,7 +41,9 @@ from statistics import NormalDist
 
 import numpy as np
 
-ESTIMATORS = ("accuracy-difference", "importance", "mirror", "balanced")
+from ntkeval.stats.estimators import ESTIMATORS as REGISTRY
+
+ESTIMATORS = tuple(e.name for e in REGISTRY)  # every estimator of the registry, in its order
 
 
 @dataclass(frozen=True)
@@ -62,10 +65,7 @@ def coefficients(q: CanonicalQuestion) -> dict[str, tuple[float, float]]:
     """Per estimator: (alpha, beta), what one canonical completion of the control and of the learner adds to the
     per-question estimate (times n). Formed from the log difference, as ntkeval.stats.estimators forms weights."""
     log_w = q.logp_learner - q.logp_control
-    return {"accuracy-difference": (-1.0, 1.0),
-            "importance": (math.expm1(log_w) if log_w < 700 else math.inf, 0.0),
-            "mirror": (0.0, -math.expm1(-log_w) if log_w > -700 else -math.inf),
-            "balanced": (math.tanh(log_w / 2), math.tanh(log_w / 2))}
+    return {e.name: e.coefficients(log_w) for e in REGISTRY}
 
 
 def exact_delta(questions: list[CanonicalQuestion]) -> float:

@@ -14,13 +14,16 @@ sampler's own from the log p recorded while drawing, ntkeval.backends.huggingfac
 (exp of a difference), never from products of small probabilities. The importance estimate sees only the control's
 correct samples: with at most one of them for a question it is zero or one large weight, and its standard error
 says nothing (scorer=ntk counts such questions as sparse_control).
+
+ESTIMATORS at the end declares each estimator once (the sample sets it needs, its bounds, its closed form) for
+scorer=ntk and ntkeval.stats.efficiency.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -99,3 +102,47 @@ def mean_over_questions(estimates: Sequence[Estimate]) -> Estimate:
     k = len(estimates)
     return Estimate(sum(e.value for e in estimates) / k, sum(e.variance for e in estimates) / k ** 2,
                     min(e.n for e in estimates))
+
+
+# ---- the registry: each estimator declared once, for scorer=ntk (per-question estimates from samples) and
+# ntkeval.stats.efficiency (its closed form on canonical completions); neither branches on names.
+Samples = tuple[Sequence[float], Sequence[float], Sequence[float]]  # (correct, logp_learner, logp_control)
+
+
+@dataclass(frozen=True)
+class Estimator:
+    name: str
+    samples: str      # whose completions it needs: "control", "learner" or "both"
+    weighted: bool    # whether it needs each completion scored under both models (importance weights)
+    bounds: tuple[float, float] | None  # the range of a per-question estimate, for the interval over questions
+    estimate: Callable[[Samples | None, Samples | None], Estimate]  # (control's set, learner's set) -> one question
+    coefficients: Callable[[float], tuple[float, float]]  # log w -> (alpha, beta): what one canonical completion
+    #   of the control and of the learner adds to the per-question estimate, times n (ntkeval.stats.efficiency)
+
+    @property
+    def from_control(self) -> bool:
+        return self.samples in ("control", "both")
+
+    @property
+    def from_learner(self) -> bool:
+        return self.samples in ("learner", "both")
+
+
+def _half_tanh(log_w: float) -> tuple[float, float]:
+    t = math.tanh(log_w / 2)  # balanced: each set's term 2 tanh(log w / 2), the two sets averaged
+    return t, t
+
+
+# Weights from log w: w - 1 and 1 - 1/w overflow to infinity beyond |log w| = 700 rather than raising.
+ESTIMATORS: tuple[Estimator, ...] = (
+    Estimator("accuracy-difference", "both", False, None, lambda c, lr: accuracy_difference(lr[0], c[0]),
+              lambda log_w: (-1.0, 1.0)),
+    Estimator("importance", "control", True, None, lambda c, lr: importance_sampled(*c),
+              lambda log_w: (math.expm1(log_w) if log_w < 700 else math.inf, 0.0)),
+    Estimator("mirror", "learner", True, None, lambda c, lr: mirror(*lr),
+              lambda log_w: (0.0, -math.expm1(-log_w) if log_w > -700 else -math.inf)),
+    # each balanced term is 1[correct] 2 tanh(log w / 2) in (-2, 2), so its per-question estimate is too; importance
+    # terms w - 1 and mirror terms 1 - 1/w are unbounded on one side (their intervals are BCa)
+    Estimator("balanced", "both", True, (-2.0, 2.0), balanced, _half_tanh),
+)
+BY_NAME = {e.name: e for e in ESTIMATORS}
