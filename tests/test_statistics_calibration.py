@@ -15,8 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from structure_fakes import by_name, groups_of_rows
 
-from ntkeval.report.structure import contrast_of, layout_of, skill_jackknife, structure_stats, two_way_fit, verdict_text
+from ntkeval.report import layout, structure
+from ntkeval.report.structure import contrast_of, verdict_text
+from ntkeval.report.two_way import skill_jackknife, two_way_fit
 from ntkeval.stats.intervals import mean_interval
 
 REPO = Path(__file__).resolve().parents[1]
@@ -118,9 +121,10 @@ def verdicts(name, kernel_of, reps, permutations=200):
     skills, dataset = LAYOUTS[name]
     out = []
     for rep in range(reps):
-        stats = contrast_of(kernel_of(skills, np.random.default_rng(rep)), skills, dataset, seed=rep,
+        groups = by_name(skills, dataset)
+        stats = contrast_of(kernel_of(skills, np.random.default_rng(rep)), skills, groups, seed=rep,
                             permutations=permutations)
-        out.append((verdict_text("m l", dataset, stats), stats))
+        out.append((verdict_text("m l", groups, stats), stats))
     return out
 
 
@@ -166,10 +170,11 @@ def test_within_group_transfer_is_detected(name, beta, reps):
 def test_skill_interval_covers_the_mean_transfer(name, reps):
     # each train skill transfers beta + u[i] within its group; the interval over skills is for beta
     skills, dataset = LAYOUTS[name]
-    layout = layout_of(skills, dataset)
+    arrangement = layout.layout_of(skills, by_name(skills, dataset))
     hits = 0
     for rep in range(reps):
-        low, high = skill_jackknife(planted_kernel(skills, np.random.default_rng(rep), 0.05, tau=NOISE), layout)
+        low, high = skill_jackknife(planted_kernel(skills, np.random.default_rng(rep), 0.05, tau=NOISE),
+                                   arrangement)
         hits += bool(low <= 0.05 <= high)
     assert hits / reps >= 0.93
 
@@ -188,7 +193,7 @@ def per_question_sweep(skills, dataset, m, rng, rate=0.25):
             rows.append({**key, "delta": d.mean()})
             questions += [{**key, "id": q, "delta": d[q]} for q in range(m)]
     np.fill_diagonal(mu, np.nan)
-    return rows, questions, two_way_fit(mu, layout_of(skills, dataset)).diff
+    return rows, questions, two_way_fit(mu, layout.layout_of(skills, by_name(skills, dataset))).diff
 
 
 @pytest.mark.parametrize("layout", [grid(2, 2), grid(3, 2), domains(1, 2, 5)])
@@ -197,6 +202,6 @@ def test_question_interval_covers_with_skills_fixed(layout):
     hits = 0
     for rep in range(200):
         rows, questions, truth = per_question_sweep(skills, dataset, 16, np.random.default_rng(rep))
-        (c,) = structure_stats(rows, questions=questions, permutations=20)
+        (c,) = structure.structure_stats(rows, groups_of_rows(rows), questions=questions, permutations=20)
         hits += bool(c.q_ci_low <= truth <= c.q_ci_high)
     assert hits / 200 >= 0.93

@@ -9,23 +9,27 @@ import math
 
 import numpy as np
 import pytest
+from structure_fakes import by_name, groups_of_rows
 
-from ntkeval.report.structure import (
-    IDENTITY,
-    STRUCTURE_COLUMNS,
-    layout_of,
-    min_attainable_p,
-    one_label_p,
-    pair_masks,
-    permutation_p,
-    structure_stats,
-    two_way_fit,
-)
+from ntkeval.report import layout, structure
+from ntkeval.report.layout import pair_masks
+from ntkeval.report.relabelling import min_attainable_p, one_label_p, permutation_p
+from ntkeval.report.structure import IDENTITY, STRUCTURE_COLUMNS
 from ntkeval.report.tables import TABLE_IDENTITY
+from ntkeval.report.two_way import two_way_fit
 
 OPS = ["add", "sub", "mul", "div"]
 FORMATS = ["question", "instruction", "symbol", "word"]
 ARITH = [f"{o}/{f}" for o in OPS for f in FORMATS]
+
+
+def structure_stats(rows, **options):
+    """The statistics with the skill groups the rows' kernels would have recorded (see structure_fakes)."""
+    return structure.structure_stats(rows, groups_of_rows(rows), **options)
+
+
+def layout_of(skills, kind):
+    return layout.layout_of(skills, by_name(skills, kind))
 
 
 def rows_for(skills, value, dataset="arith", learner="tune-skill", noise=0.01, rng_seed=0, **identity):

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ntkeval.data.answer_kinds import equivalent
-from ntkeval.data.base import Example
+from ntkeval.data.base import Example, SkillGroups, groups_by_axis
 from ntkeval.data.selection import select_skills
 from ntkeval.errors import UserError, choices_error
 
@@ -209,6 +209,11 @@ class ArithDataset:
         groups = {**{op: [s for s in SKILLS if s.startswith(f"{op}/")] for op in OPS},
                   **{fmt: [s for s in SKILLS if s.endswith(f"/{fmt}")] for fmt in FORMATS}}
         return select_skills(spec, list(SKILLS), groups)
+
+    def skill_groups(self) -> SkillGroups:
+        """Operation (deep: what is computed) and format (surface: how the question is written)."""
+        return SkillGroups(("operation", "format"), deep="operation", surface="format", of_skill=groups_by_axis(
+            SKILLS, {"operation": lambda s: s.split("/")[0], "format": lambda s: s.split("/")[1]}))
 
     def train(self, skill: str) -> list[Example]:
         return [example for example, _ in self._generated(skill, "train")]

@@ -5,9 +5,11 @@ and the scorers use (arith, khanskill and jsonl implement it; a new data set is 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+from ntkeval.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -16,6 +18,70 @@ class Example:
     skill: str     # the skill it exercises, e.g. "add/question"
     question: str  # the surface text shown to the model, e.g. "What is 41+55?"
     answer: str    # the canonical answer as the model should write it, e.g. "96"
+
+
+@dataclass(frozen=True)
+class SkillGroups:
+    """How skills group along named axes, and which axis the deep-versus-surface analysis compares with which.
+
+    The deep axis groups skills that need the same understanding (arith's operation, KhanSkill's domain); the
+    surface axis groups skills that only look alike (arith's format); a data set may have no surface axis (then
+    same-deep pairs are compared with all other pairs). Other axes (KhanSkill's level) are recorded for readers.
+    Result files hold it as JSON (to_json), so the report never needs to know which data set made them.
+    """
+    axes: tuple[str, ...]                  # axis names, deep first, e.g. ("operation", "format")
+    deep: str                              # one of axes
+    surface: str | None                    # one of axes, or None
+    of_skill: Mapping[str, Mapping[str, str]]  # skill -> axis -> group: {"add/word": {"operation": "add", ...}}
+
+    def __post_init__(self):
+        if self.deep not in self.axes or (self.surface is not None and self.surface not in self.axes):
+            raise ValueError(f"deep={self.deep!r} and surface={self.surface!r} must be among axes {self.axes}")
+
+    def labels(self, axis: str, skills: Iterable[str]) -> list[str]:
+        """The group of each skill on one axis (KeyError for a skill these groups do not cover)."""
+        return [self.of_skill[skill][axis] for skill in skills]
+
+    def only(self, skills: Iterable[str]) -> SkillGroups:
+        """The same groups restricted to `skills` (what a cell records: its own skills)."""
+        return SkillGroups(self.axes, self.deep, self.surface, {s: self.of_skill[s] for s in dict.fromkeys(skills)})
+
+    def merged(self, other: SkillGroups) -> SkillGroups:
+        """Both sets of skills (the cells of one kernel each record theirs); the axes must agree."""
+        if (self.axes, self.deep, self.surface) != (other.axes, other.deep, other.surface):
+            raise ValueError(f"skill groups disagree: {self.axes} (deep {self.deep}, surface {self.surface}) vs "
+                             f"{other.axes} (deep {other.deep}, surface {other.surface})")
+        return SkillGroups(self.axes, self.deep, self.surface, {**self.of_skill, **other.of_skill})
+
+    def to_json(self) -> dict:
+        return {"axes": list(self.axes), "deep": self.deep, "surface": self.surface,
+                "skills": {skill: dict(groups) for skill, groups in self.of_skill.items()}}
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> SkillGroups:
+        return cls(tuple(data["axes"]), data["deep"], data.get("surface"),
+                   {skill: {axis: str(group) for axis, group in groups.items()}
+                    for skill, groups in data["skills"].items()})
+
+
+def checked_groups(dataset: DataSet, skills: Iterable[str]) -> SkillGroups:
+    """The data set's skill groups, or a one-line UserError when it has none covering `skills` (a data set written
+    before data sets described their groups): found by the preflight, before any model loads."""
+    describe = getattr(dataset, "skill_groups", None)
+    groups = describe() if callable(describe) else None
+    if not isinstance(groups, SkillGroups):
+        raise UserError(f"data set {getattr(dataset, 'name', type(dataset).__name__)!r} does not describe its skill "
+                        "groups: give it skill_groups() returning ntkeval.data.base.SkillGroups (its deep axis, "
+                        "and its surface axis if any)")
+    missing = [s for s in skills if s not in groups.of_skill]
+    if missing:
+        raise UserError(f"data set {dataset.name!r}: skill_groups() has no groups for skill {missing[0]!r}")
+    return groups
+
+
+def groups_by_axis(skills: Iterable[str], axes: Mapping[str, Callable[[str], object]]) -> dict[str, dict[str, str]]:
+    """skill -> axis -> group, from one function per axis (skill -> its group on that axis)."""
+    return {skill: {axis: str(group_of(skill)) for axis, group_of in axes.items()} for skill in skills}
 
 
 @runtime_checkable
@@ -37,3 +103,6 @@ class DataSet(Protocol):
     def random_answer(self, example: Example, rng: random.Random) -> str: ...  # a wrong answer of the same form
 
     def identity(self) -> dict: ...  # everything that determines its questions and answers (cache keys)
+
+    def skill_groups(self) -> SkillGroups: ...  # every skill's groups: the deep axis (what is learned), the surface
+    # axis (how it looks) if the data set has one, and any other; the cell records them, the report reads them

@@ -11,6 +11,10 @@ written form when absent). Each skill's questions are shuffled by the seed: the 
 the next n_train its train set. A question that several skills share (the same text up to case and spacing) sits on
 one side for all of them: skills are split in file order, and a later skill skips shared questions that an earlier
 one put on the other side, so no test question of any skill is a train question of any skill.
+
+`groups: [topic, format]` names the record fields that group skills for the deep-versus-surface analysis: the first
+is the deep axis, the second (optional) the surface axis; each skill must hold one value of each, and the values
+also select skills (pair.train=algebra). Without it the deep axis is the part of skill names before their first '/'.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ntkeval.data.answer_kinds import KINDS, equivalent, infer_kind, wrong_answer
-from ntkeval.data.base import Example
+from ntkeval.data.base import Example, SkillGroups
 from ntkeval.data.selection import select_skills
 from ntkeval.errors import UserError, choices_error
 
@@ -122,6 +126,37 @@ def _pick(order: list[Record], fixed: list[str | None], n_test: int, n_train: in
     return [order[i] for i in test], [order[i] for i in train]
 
 
+def _skill_groups(rows: list[tuple[str, object]], fields: Mapping[str, str], names: list[str] | None,
+                  source: str) -> SkillGroups:
+    """Each skill's value of each named field (the column `fields` maps it to); one value per skill and field."""
+    skill_column = fields.get("skill", "skill")
+    skills = list(dict.fromkeys(str(row[skill_column]).strip() for _, row in rows))
+    if names is None:
+        return SkillGroups(("domain",), "domain", None, {s: {"domain": s.split("/", 1)[0]} for s in skills})
+    columns = {fields.get(name, name): name for name in REQUIRED + OPTIONAL}
+    valid = sorted({columns.get(k, k) for _, row in rows for k in row})
+    if not 1 <= len(names) <= 2 or len(set(names)) != len(names):
+        raise UserError(f"jsonl: groups={names!r} is invalid; expected one or two distinct fields, deep first, "
+                        f"then surface, e.g. [topic, format]; fields of {source}: {', '.join(valid)}")
+    for name in names:
+        if name not in valid:
+            raise choices_error("field in dataset.groups", name, valid)
+    values: dict[str, dict[str, set[str]]] = {s: {n: set() for n in names} for s in skills}
+    for _, row in rows:
+        for name in names:
+            value = row.get(fields.get(name, name))
+            if value is not None and str(value).strip():
+                values[str(row[skill_column]).strip()][name].add(str(value).strip())
+    for skill, by_name in values.items():
+        for name, found in by_name.items():
+            if len(found) != 1:
+                what = "no value" if not found else f"several values ({', '.join(sorted(found))})"
+                raise UserError(f"jsonl: {source}: skill {skill!r} has {what} of group field {name!r}; a group "
+                                "field holds one value per skill")
+    return SkillGroups(tuple(names), names[0], names[1] if len(names) > 1 else None,
+                       {s: {n: found.pop() for n, found in by_name.items()} for s, by_name in values.items()})
+
+
 class JsonlDataset:
     """Skill-labelled questions from a file or a hub data set, validated on construction so bad data fails early."""
 
@@ -129,7 +164,7 @@ class JsonlDataset:
 
     def __init__(self, path: str | None = None, seed: int = 0, n_train: int = 20, n_test: int = 20,
                  hf_name: str | None = None, hf_split: str = "train", hf_config: str | None = None,
-                 fields: Mapping[str, str] | None = None):
+                 fields: Mapping[str, str] | None = None, groups: list[str] | None = None):
         for what, value in (("n_train", n_train), ("n_test", n_test)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise UserError(f"jsonl: {what} must be an integer >= 0, got {value!r}")
@@ -149,6 +184,8 @@ class JsonlDataset:
             self.source = f"hf:{hf_name}" + (f"/{hf_config}" if hf_config else "") + f":{hf_split}"
             rows = [(f"row {i}", row) for i, row in enumerate(load_hf_rows(hf_name, hf_config, hf_split), start=1)]
         self._by_skill = self._group([_record(where, row, fields, self.source) for where, row in rows])
+        self._named_groups = groups is not None
+        self._groups = _skill_groups(rows, fields, list(groups) if groups is not None else None, self.source)
         self._formats = {s: {r.format for r in records if r.format} for s, records in self._by_skill.items()}
         self._check_names()
         sides: dict[str, str] = {}  # same_question -> the side the first skill that used it put it on
@@ -219,7 +256,14 @@ class JsonlDataset:
         groups = {f: [s for s, formats in self._formats.items() if f in formats] for f in self.formats()}
         for prefix in sorted({s.split("/", 1)[0] for s in skills if "/" in s} - set(skills)):
             groups.setdefault(prefix, [s for s in skills if s.startswith(f"{prefix}/")])
+        for axis in self._groups.axes if self._named_groups else ():  # values of the fields the user named
+            for skill in skills:
+                groups.setdefault(self._groups.of_skill[skill][axis], []).append(skill)
         return select_skills(spec, skills, groups)
+
+    def skill_groups(self) -> SkillGroups:
+        """The fields named in `groups` (deep first, then surface), else the part of skill names before '/'."""
+        return self._groups
 
     def train(self, skill: str) -> list[Example]:
         return [e for e, _ in self._pairs(skill) if e.id.startswith(f"{skill}/train/")]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ntkeval.report.heatmaps import plot_kernels
 from ntkeval.report.pooling import pooled_results, question_rows
+from ntkeval.report.recorded_groups import kernel_groups
 from ntkeval.report.structure import STRUCTURE_COLUMNS, Contrast, structure_stats
 from ntkeval.report.sweep_grid import Problem, find_problems, natural_key, relaunch_command
 from ntkeval.report.tables import TABLE_IDENTITY, format_table, kernel_tables
@@ -215,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         if pooled:
             write_kernel_csv(pooled, out_dir / "kernel_pooled.csv", POOLED_COLUMNS)
         pngs = plot_kernels(results + pooled, out_dir)
-        stats = structure_stats(kernel_rows(results) + kernel_rows(pooled), questions=questions)
+        stats = structure_stats(kernel_rows(results) + kernel_rows(pooled), kernel_groups(results),
+                                questions=questions)
         write_structure(stats, tables, pngs, out_dir)
         problems = [p for d in args.sweep_dirs for p in find_problems(d, [r for r in results if Path(
             r["result_path"]).is_relative_to(d)], notes)]

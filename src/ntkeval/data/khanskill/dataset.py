@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from ntkeval.data.answer_kinds import equivalent, wrong_answer
-from ntkeval.data.base import Example
+from ntkeval.data.base import Example, SkillGroups, groups_by_axis
 from ntkeval.data.khanskill import (
     algebra,
     decimals,
@@ -110,6 +110,12 @@ class KhanSkillDataset:
     def skill_info(self, skill: str) -> SkillInfo:
         spec = self._skill(skill)
         return SkillInfo(spec.id, spec.title, spec.domain, spec.level, spec.kind, spec.choices)
+
+    def skill_groups(self) -> SkillGroups:
+        """Domain (deep: the mathematics a skill needs) and level (the school grade; recorded, not contrasted); the
+        questions of a skill share no surface form that others lack, so there is no surface axis."""
+        return SkillGroups(("domain", "level"), deep="domain", surface=None, of_skill=groups_by_axis(
+            SKILL_IDS, {"domain": lambda s: BY_ID[s].domain, "level": lambda s: BY_ID[s].level}))
 
     def resolve(self, spec: str | Iterable[str]) -> list[str]:
         """Skills named by 'all', a domain, a skill id, or any collection of these; canonical order."""
