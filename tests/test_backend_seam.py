@@ -4,7 +4,6 @@ satisfy the protocols of ntkeval.backends.base; and the empty-prompt rule is one
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 from omegaconf import open_dict
@@ -15,8 +14,8 @@ from ntkeval.backends.huggingface.embedded import EmbeddedModel
 from ntkeval.backends.huggingface.hub import HubModel
 from ntkeval.backends.huggingface.language_model import HFLanguageModel
 from ntkeval.backends.huggingface.session import HFSession
-from ntkeval.backends.huggingface.tiny import TinyModel
 from ntkeval.backends.huggingface.teacher_forcing import score_pairs
+from ntkeval.backends.huggingface.tiny import TinyModel
 from ntkeval.backends.huggingface.tokenization import EncodedPair, encode_pair, encode_prompt
 from ntkeval.build import build_cell
 from ntkeval.cell import run_cell, skill_views
@@ -190,7 +189,7 @@ def test_an_empty_prompt_is_conditioned_on_bos_id_0_by_scoring_and_sampling_alik
     drawn = lm.sample([""], SamplingSpec(n=64, max_new_tokens=1, stop=("\n",)), seeds=[0])[0]
     compared = 0
     for c in drawn:
-        context, answer = lm.encode_pair("", c.text)
+        _, answer = lm.encode_pair("", c.text)
         if c.text and answer == list(c.tokens):  # the text re-tokenizes to the drawn token: the same event
             assert lm.score([("", c.text)])[0].logprob == pytest.approx(c.logp, abs=1e-5)
             compared += 1

@@ -19,8 +19,8 @@ from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 
 from ntkeval.backends.huggingface.teacher_forcing import answer_logprobs, score_pairs
-from ntkeval.backends.huggingface.tokenization import encode_pair
 from ntkeval.backends.huggingface.tiny import TinyModel
+from ntkeval.backends.huggingface.tokenization import encode_pair
 from ntkeval.data.base import Example
 from ntkeval.prompts import PromptFormat
 

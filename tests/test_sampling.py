@@ -19,8 +19,8 @@ from ntkeval.backends.huggingface.sampling import (
     next_token_probs,
 )
 from ntkeval.backends.huggingface.teacher_forcing import answer_logprobs
-from ntkeval.backends.huggingface.tokenization import encode_pair
 from ntkeval.backends.huggingface.tiny import TinyModel
+from ntkeval.backends.huggingface.tokenization import encode_pair
 from ntkeval.cache import stable_hash
 from ntkeval.data.base import Example
 from ntkeval.errors import UserError

@@ -8,8 +8,8 @@ import torch
 
 from ntkeval.backends.huggingface.language_model import HFLanguageModel
 from ntkeval.backends.huggingface.teacher_forcing import answer_logprobs, score_pairs, shared_prefix_length
-from ntkeval.backends.huggingface.tokenization import EncodedPair, encode_pair
 from ntkeval.backends.huggingface.tiny import TinyModel
+from ntkeval.backends.huggingface.tokenization import EncodedPair, encode_pair
 from ntkeval.data.base import Example
 from ntkeval.prompts import PromptFormat
 from ntkeval.scorers.exact import ExactScorer

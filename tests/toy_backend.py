@@ -14,9 +14,9 @@ import math
 import random
 import string
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from ntkeval.backends.base import AnswerScore, Completion, SamplingSpec, TrainingSettings
 from ntkeval.errors import UserError
