@@ -16,7 +16,7 @@ import pytest
 from omegaconf import OmegaConf, open_dict
 
 from ntkeval.backends.huggingface.dtypes import HALF_DTYPES
-from ntkeval.build import build_cell
+from ntkeval.build import build_cell, make
 from ntkeval.cache import stable_hash
 from ntkeval.errors import UserError
 from ntkeval.preflight import group_options
@@ -178,6 +178,10 @@ def check_option(compose_config, group: str, option: str, tmp_path: Path) -> tup
     cfg = compose_config(*base_overrides(group, option, tmp_path))
     with open_dict(cfg):
         del cfg["hydra"]  # the job's runtime dirs: resolved only inside a running Hydra job, and never keyed
+    if group == "experiment":  # the sweep's first job, as the sweeper makes it: one skill of those pair.train names
+        train = OmegaConf.select(cfg, "pair.train")
+        first = make(cfg.dataset).resolve(list(train) if OmegaConf.is_list(train) else train)[0]
+        OmegaConf.update(cfg, "pair.train", first, merge=False)
     cell_id, config_id, keys = fingerprint(cfg, tmp_path)
     misses, checked = [], 0
     for path in leaves(cfg):

@@ -8,6 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from ntkeval.build import make, resolve_skills
+from ntkeval.pair_sweep import expands
 from ntkeval.preflight import group_options
 
 GROUPS = ["model", "learner", "dataset", "pair", "scorer", "logger"]
@@ -90,14 +91,18 @@ def test_launchers_compose(compose_config, launcher):
         assert cfg.hydra.launcher.additional_parameters.requeue is True
 
 
-@pytest.mark.parametrize("experiment", ["quickstart", "paper-arith", "paper-khanskill", "khanskill-cpu"])
-def test_experiments_compose_into_multiruns(compose_config, experiment):
+@pytest.mark.parametrize("experiment,train_skills", [("quickstart", 8), ("paper-arith", 24), ("paper-khanskill", 127),
+                                                      ("khanskill-cpu", 6)])
+def test_experiments_compose_into_multiruns(compose_config, experiment, train_skills):
     cfg = compose_config(f"experiment={experiment}")
-    assert str(cfg.hydra.mode).endswith("MULTIRUN")
+    assert str(cfg.hydra.mode).endswith("MULTIRUN") and expands(cfg.hydra)  # the sweeper runs a cell per skill
     params = OmegaConf.to_container(cfg.hydra.sweeper.params)
     assert set(params["learner"].split(",")) == {"icl-standard", "icl-skill", "tune-base", "tune-skill"}
     dataset = make(cfg.dataset)
-    for skill in params["pair.train"].split(","):
+    train = params.get("pair.train", OmegaConf.select(cfg, "pair.train"))  # a sweep param, else the config's
+    skills = dataset.resolve(list(train) if OmegaConf.is_list(train) else train)
+    assert len(skills) == train_skills and len(set(skills)) == train_skills
+    for skill in skills:
         assert dataset.resolve(skill) == [skill]
 
 

@@ -177,12 +177,15 @@ def test_a_launcher_is_fine_with_m_or_a_multirun_experiment(compose_config):
     from hydra.core.global_hydra import GlobalHydra
 
     from ntkeval.build import CONF_DIR
-    from ntkeval.preflight import job_overrides
+    from ntkeval.pair_sweep import TrainSkills, expand_jobs
+    from ntkeval.preflight import _Composer, _MakeOnce, job_overrides
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         assert len(job_overrides(["hydra/launcher=slurm", "model=tiny"], multirun=True).jobs) == 1
-        assert len(job_overrides(["experiment=paper-arith"], multirun=False).jobs) == 288
+        grid = job_overrides(["experiment=paper-arith"], multirun=False)
+        assert grid.multirun and len(grid.jobs) == 12  # models x learners, each with pair.train=all ...
+        assert len(expand_jobs(grid.jobs, TrainSkills(_Composer(), _MakeOnce()))) == 288  # ... one job per skill
     GlobalHydra.instance().clear()
 
 

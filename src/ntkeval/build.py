@@ -35,13 +35,14 @@ def make(node):
 
 def resolve_skills(dataset, pair: DictConfig) -> tuple[str, list[str]]:
     """The cell's one train skill and its test skills, checked against the data set."""
+    value = list(pair.train) if OmegaConf.is_list(pair.train) else pair.train
     try:
-        train = dataset.resolve(pair.train)
+        train = dataset.resolve(value)
     except UserError as error:
         raise UserError(f"pair.train: {error}") from None
     if len(train) != 1:
         raise UserError(f"pair.train={pair.train!r} names {len(train)} skills; a cell trains on exactly one "
-                        f"(sweep several with -m pair.train=a,b); valid choices: {', '.join(dataset.skills())}")
+                        f"(add -m to run one cell per skill); valid choices: {', '.join(dataset.skills())}")
     test = pair.test
     test = list(test) if OmegaConf.is_list(test) else test
     try:

@@ -5,7 +5,8 @@ key, the bad value and what is expected.
      launcher, keys that exist (Hydra composes every job)
   2. the schema (ntkeval.schema): type and range of every value of every job, devices and local paths on this
      machine, writable cache and output dirs; no torch, well under two seconds
-  3. the data sets: skills each job names
+  3. the data sets: skills each job names; under -m a pair.train naming several skills becomes one job per skill
+     (ntkeval.pair_sweep, as the sweeper will), and the later stages and dry_run see those jobs
   4. the full build of every job without weights (imports torch, seconds): what only the classes know, e.g. more
      demonstrations than train questions, a scorer that needs a control
 
@@ -30,7 +31,9 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ntkeval.build import CONF_DIR, build_cell, build_logger, make, resolve_skills
+from ntkeval.data.base import checked_groups
 from ntkeval.errors import UserError, choices_error, shorten
+from ntkeval.pair_sweep import TrainSkills, expand_jobs, expands
 from ntkeval.schema import check_config, host
 from ntkeval.schema.command_line import check_lengths
 
@@ -222,18 +225,33 @@ def machine_problems(base, configs: list, multirun: bool) -> list[str]:
 def check_job(cfg, make_once):
     """Stage 4 for one job: build every light object (not the model weights) so a bad value fails now; its Cell."""
     cell = build_cell(cfg, out_dir=Path("."), make=make_once)
+    checked_groups(cell.dataset, [cell.train_skill, *cell.test_skills])  # the cell records them in result.json
     cell.learner.validate(cell.dataset, cell.train_skill)
     cell.scorer.validate(cell.learner)
     build_logger(cfg)
     return cell
 
 
+def _distinct(jobs: list[list[str]]) -> list[list[str]]:
+    return list({tuple(sorted(job)): job for job in jobs}.values())
+
+
+def _expanded(grid: Grid, compose_job, make_once, problems: _Problems) -> list:
+    """Stage 3 under the ntkeval sweeper: grid.jobs with each pair.train that names several skills made one job per
+    skill (what will launch), and the distinct jobs' configs; [] when a pair.train names an unknown skill."""
+    try:
+        grid.jobs = expand_jobs(grid.jobs, TrainSkills(compose_job, make_once))
+    except UserError as error:
+        problems.add(str(error))
+        return []
+    return [compose_job(job) for job in _distinct(grid.jobs)]
+
+
 def check_grid(grid: Grid) -> tuple[list, list[str]]:
     """Compose and check every distinct job, stage by stage; every problem of the first stage that finds any, or
     the jobs' Cells when none does."""
     problems, configs, compose_job = _Problems(), [], _Composer()
-    distinct = list({tuple(sorted(job)): job for job in grid.jobs}.values())
-    for job in distinct:
+    for job in _distinct(grid.jobs):
         try:  # a single run is the command line itself, composed already
             configs.append(compose_job(job) if grid.multirun else _without_hydra(grid.base))
         except UserError as error:
@@ -243,6 +261,8 @@ def check_grid(grid: Grid) -> tuple[list, list[str]]:
     if not problems:
         problems.extend(machine_problems(grid.base, configs, grid.multirun))
     make_once = _MakeOnce()
+    if not problems and grid.multirun and expands(grid.base.hydra):
+        configs = _expanded(grid, compose_job, make_once, problems)
     for cfg in configs if not problems else []:  # stage 3: cheap (no torch), so a misspelt skill fails fast
         try:
             resolve_skills(make_once(cfg.dataset), cfg.pair)

@@ -1,7 +1,9 @@
 """What went wrong in a sweep dir: failed cells, jobs that started and died, and grid jobs that never started.
 
-Used by `ntkeval-report`; the grid is expanded from the sweep's multirun.yaml with Hydra's own override parser and
-BasicSweeper, so a job counts as missing exactly when Hydra would have launched it and no job dir holds it.
+Used by `ntkeval-report`; the grid is the sweep's grid.yaml, every job the ntkeval sweeper launched once pair.train
+selectors were expanded (hydra_plugins.ntkeval_sweeper); for a sweep without one, it is expanded from multirun.yaml
+with Hydra's own override parser and BasicSweeper. Either way a job counts as missing exactly when Hydra launched (or
+would have launched) it and no job dir holds it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pathlib import Path
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
+
+GRID_FILE = "grid.yaml"  # written by hydra_plugins.ntkeval_sweeper (the same name there; a test keeps them equal)
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,25 @@ def override_key(overrides: list[str]) -> tuple[str, ...]:
     return tuple(sorted(set(overrides)))
 
 
+def recorded_grid(sweep_dir: Path, notes: list[str]) -> list[list[str]] | None:
+    """The jobs the ntkeval sweeper wrote to grid.yaml, in launch order; None when it wrote none (or a note when it
+    cannot be read)."""
+    path = Path(sweep_dir) / GRID_FILE
+    if not path.is_file():
+        return None
+    try:
+        jobs = OmegaConf.to_container(OmegaConf.load(path))
+        return [[str(o) for o in job] for job in jobs]
+    except Exception as err:  # a damaged file: fall back to the command line, whose selectors it may not expand
+        notes.append(f"cannot read {path} ({type(err).__name__}: {err}); the grid is read from multirun.yaml")
+        return None
+
+
 def expand_grid(sweep_dir: Path, notes: list[str]) -> list[list[str]] | None:
-    """Every job's overrides as Hydra's BasicSweeper generated them; None (and a note) when that cannot be known."""
+    """Every job's overrides as the sweeper generated them; None (and a note) when that cannot be known."""
+    recorded = recorded_grid(sweep_dir, notes)
+    if recorded is not None:
+        return recorded
     path = Path(sweep_dir) / "multirun.yaml"
     if not path.is_file():
         notes.append(f"no multirun.yaml in {sweep_dir}: not a Hydra multirun dir, missing-cell check skipped")
@@ -63,7 +84,7 @@ def expand_grid(sweep_dir: Path, notes: list[str]) -> list[list[str]] | None:
     try:
         cfg = OmegaConf.load(path)
         target = OmegaConf.select(cfg, "hydra.sweeper._target_", default=None)
-        if target is not None and not str(target).endswith("BasicSweeper"):
+        if target is not None and not str(target).endswith(("BasicSweeper", "NtkevalSweeper")):
             notes.append(f"sweeper {target} does not run a fixed grid: missing-cell check skipped")
             return None
         task = OmegaConf.select(cfg, "hydra.overrides.task", default=None)

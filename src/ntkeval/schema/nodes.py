@@ -150,6 +150,7 @@ class JsonlDataset:
     hf_split: str = knob("train", nonempty=True)
     hf_config: str | None = knob(None, nonempty=True)
     fields: JsonlFields | None = knob(None)
+    groups: list[str] | None = knob(None, nonempty=True, note="record fields, deep axis first, then surface")
 
 
 # ---- pair, scorer, logger ---------------------------------------------------------------------------------------
@@ -158,7 +159,8 @@ SKILLS = "a skill (add/question), a group (add, word), all, or a non-empty list 
 
 @dataclass(kw_only=True)
 class Pair:
-    train: str = knob(MISSING, nonempty=True, means="one skill, e.g. add/question (sweep several with -m)")
+    train: str | list[str] = knob(MISSING, nonempty=True, means="one skill, e.g. add/question; with -m also all, a "
+                                  "group (add, word) or a list of these: one cell per skill")
     test: str | list[str] = knob(MISSING, nonempty=True, means=SKILLS)
 
 
