@@ -239,11 +239,15 @@ def _distinct(jobs: list[list[str]]) -> list[list[str]]:
 def _expanded(grid: Grid, compose_job, make_once, problems: _Problems) -> list:
     """Stage 3 under the ntkeval sweeper: grid.jobs with each pair.train that names several skills made one job per
     skill (what will launch), and the distinct jobs' configs; [] when a pair.train names an unknown skill."""
-    try:
-        grid.jobs = expand_jobs(grid.jobs, TrainSkills(compose_job, make_once))
-    except UserError as error:
-        problems.add(str(error))
+    expanded, train_skills = [], TrainSkills(compose_job, make_once)
+    for job in grid.jobs:  # job by job, so every unknown skill of the grid is named
+        try:
+            expanded += expand_jobs([job], train_skills)
+        except UserError as error:
+            problems.add(str(error))
+    if problems:
         return []
+    grid.jobs = expanded
     return [compose_job(job) for job in _distinct(grid.jobs)]
 
 
