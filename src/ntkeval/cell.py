@@ -157,7 +157,8 @@ def run_cell(cell: Cell, tracker) -> dict:
     log.info("stages: %d computed, %d from the cache%s", computed, cached, "" if computed else " (nothing recomputed)")
     result = {"status": "done", "cell": {"cell_id": cell.cell_id(), **cell.identity(), "code_version": code_version()},
               "tests": rows, "error": None, "log": None, "cache": {"hits": cell.cache.hits, "misses": cell.cache.misses},
-              "config": cell.config}
+              "config": cell.config,
+              "skill_groups": cell.dataset.skill_groups().only([cell.train_skill, *cell.test_skills]).to_json()}
     cell.out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(cell.out_dir / "questions.jsonl", "".join(json.dumps(q) + "\n" for q in questions))
     atomic_write_text(cell.out_dir / "result.json", json.dumps(result, indent=1))
