@@ -16,10 +16,10 @@ import pytest
 from omegaconf import OmegaConf, open_dict
 
 from ntkeval.backends.huggingface.dtypes import HALF_DTYPES
-from ntkeval.build import build_cell, make
+from ntkeval.build import CONF_DIR, build_cell, make
 from ntkeval.cache import stable_hash
 from ntkeval.errors import UserError
-from ntkeval.preflight import group_options
+from ntkeval.schema.command_line import group_options as options_in
 
 GROUPS = ["model", "learner", "dataset", "pair", "scorer", "logger", "experiment"]
 
@@ -61,6 +61,10 @@ UNUSED_BY = {
     ("learner", "icl-standard"): {**ICL_UNUSED,
                                   "pair.train": "its demonstrations come from all skills: one prefix for every cell"},
 }
+
+
+def options_of(group: str) -> list[str]:
+    return options_in(group, CONF_DIR)
 
 
 def jsonl_file(tmp_path: Path) -> Path:
@@ -219,11 +223,11 @@ def check_option(compose_config, group: str, option: str, tmp_path: Path) -> tup
 @pytest.mark.parametrize("group", GROUPS)
 def test_every_result_affecting_setting_is_in_the_keys(compose_config, group, tmp_path):
     misses, checked = [], 0
-    for option in group_options(group):
+    for option in options_of(group):
         found, n = check_option(compose_config, group, option, tmp_path)
         misses += found
         checked += n
-    assert checked >= 10 * len(group_options(group)), f"only {checked} leaves could be perturbed"
+    assert checked >= 10 * len(options_of(group)), f"only {checked} leaves could be perturbed"
     assert not misses, "\n".join(misses)
 
 

@@ -7,21 +7,25 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
-from ntkeval.build import make, resolve_skills
+from ntkeval.build import CONF_DIR, make, resolve_skills
 from ntkeval.pair_sweep import expands
-from ntkeval.preflight import group_options
+from ntkeval.schema.command_line import group_options as options_in
 
 GROUPS = ["model", "learner", "dataset", "pair", "scorer", "logger"]
 
 
+def options_of(group: str) -> list[str]:
+    return options_in(group, CONF_DIR)
+
+
 def test_the_registry_holds_the_required_options():
-    assert {"codellama", "llemma", "mistral", "smollm2", "tiny", "tiny-mistral"} <= set(group_options("model"))
-    assert set(group_options("learner")) == {"icl-standard", "icl-skill", "tune-base", "tune-skill"}
-    assert {"arith"} <= set(group_options("dataset"))
-    assert {"exact"} <= set(group_options("scorer"))
-    assert {"wandb", "none"} <= set(group_options("logger"))
-    assert {"local", "slurm"} <= set(group_options("hydra/launcher"))
-    assert {"quickstart", "paper-arith"} <= set(group_options("experiment"))
+    assert {"codellama", "llemma", "mistral", "smollm2", "tiny", "tiny-mistral"} <= set(options_of("model"))
+    assert set(options_of("learner")) == {"icl-standard", "icl-skill", "tune-base", "tune-skill"}
+    assert {"arith"} <= set(options_of("dataset"))
+    assert {"exact"} <= set(options_of("scorer"))
+    assert {"wandb", "none"} <= set(options_of("logger"))
+    assert {"local", "slurm"} <= set(options_of("hydra/launcher"))
+    assert {"quickstart", "paper-arith"} <= set(options_of("experiment"))
 
 
 def dataset_overrides(option: str, tmp_path) -> list[str]:
@@ -40,7 +44,7 @@ def dataset_overrides(option: str, tmp_path) -> list[str]:
 
 @pytest.mark.parametrize("group", GROUPS)
 def test_every_option_composes_and_builds(compose_config, group, tmp_path):
-    for option in group_options(group):
+    for option in options_of(group):
         extra = dataset_overrides(option, tmp_path) if group == "dataset" else []
         cfg = compose_config(f"{group}={option}", *extra)
         built = make(cfg[group]) if group != "pair" else None
@@ -54,7 +58,7 @@ def test_every_option_composes_and_builds(compose_config, group, tmp_path):
 
 
 def test_models_and_learners_compose_in_every_combination(compose_config):
-    for model, learner in itertools.product(group_options("model"), group_options("learner")):
+    for model, learner in itertools.product(options_of("model"), options_of("learner")):
         cfg = compose_config(f"model={model}", f"learner={learner}")
         assert make(cfg.learner).name == learner
 
@@ -121,7 +125,7 @@ def test_every_option_passes_the_schema(compose_config, group, tmp_path):
     """The schema covers every key of every option: one it does not know would be an `unknown key` problem."""
     from ntkeval.preflight import typed_problems
 
-    for option in group_options(group):
+    for option in options_of(group):
         extra = dataset_overrides(option, tmp_path) if group == "dataset" else []
         assert typed_problems(compose_config(f"{group}={option}", *extra)) == [], f"{group}={option}"
 
@@ -183,7 +187,7 @@ def test_the_schema_choices_are_the_classes_choices():
     assert {f.name for f in __import__("dataclasses").fields(nodes.JsonlFields)} == set(REQUIRED + OPTIONAL)
 
 
-@pytest.mark.parametrize("option", group_options("learner"))
+@pytest.mark.parametrize("option", options_of("learner"))
 def test_the_schema_knows_which_learners_have_a_control(compose_config, option):
     """The fast relation check must agree with the learner class it stands in for."""
     from ntkeval.schema.relations import has_control

@@ -59,18 +59,10 @@ def run_toys(entry: str, tmp_path: Path, *extra: str) -> subprocess.CompletedPro
                           env=env, timeout=600)
 
 
-def xfail_if_preflight_reads_only_conf(done: subprocess.CompletedProcess) -> None:
-    if done.returncode == 2 and "unknown learner 'toy'" in done.stderr:
-        pytest.xfail("preflight's group check lists conf/ only: ntkeval.preflight._check_group_choices should take "
-                     "options from ntkeval.schema.command_line.group_options(key, CONF_DIR, search_dirs(...))")
-
-
 @pytest.mark.parametrize("entry", list(ENTRIES))
 def test_a_toy_learner_scorer_and_data_set_run_a_cell_from_one_module_and_one_yaml_each(entry, tmp_path):
     before = files_under("src", "conf")
     done = run_toys(entry, tmp_path)
-    if entry == "command":
-        xfail_if_preflight_reads_only_conf(done)
     assert done.returncode == 0, done.stderr[-3000:]
     assert files_under("src", "conf") == before  # nothing of ours was added to make room for the toys
 
@@ -99,7 +91,6 @@ def test_a_toy_learner_scorer_and_data_set_run_a_cell_from_one_module_and_one_ya
 def test_a_bad_key_of_a_toy_is_one_line_before_any_model_loads(tmp_path):
     """The schema reads the toy learner's constructor: a misspelt knob is refused in one line, exit 2."""
     done = run_toys("command", tmp_path, "+learner.shot=5")
-    xfail_if_preflight_reads_only_conf(done)
     assert done.returncode == 2, done.stderr[-3000:]
     assert done.stderr.strip() == ("ntkeval: error: unknown key 'learner.shot'; valid keys of learner "
                                    "(toy_extensions.PrefixLearner): control_name, instruction, name, shots")

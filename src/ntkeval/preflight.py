@@ -35,14 +35,9 @@ from ntkeval.data.base import checked_groups
 from ntkeval.errors import UserError, choices_error, shorten
 from ntkeval.pair_sweep import TrainSkills, expand_jobs, expands
 from ntkeval.schema import check_config, host
-from ntkeval.schema.command_line import check_lengths
+from ntkeval.schema.command_line import check_lengths, group_options, search_dirs
 
 RUNS_HERE = ("BasicLauncher", "LocalLauncher")  # launchers whose cells run on this machine (slurm: on GPU nodes)
-
-
-def group_options(group: str) -> list[str]:
-    """The options of a config group: the YAML files in conf/<group>/ (the conf tree is the registry)."""
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
 def _is_group(key: str) -> bool:
@@ -53,13 +48,21 @@ def _is_group(key: str) -> bool:
 
 
 def _check_group_choices(overrides) -> None:
+    """Each config-group choice names an option: a YAML in conf/<group>/ or in a `hydra.searchpath` dir (a user's
+    own learner, scorer, data set or model is one YAML there). Options in a pkg:// search path are Python packages
+    this text check cannot list: Hydra's composition judges those."""
+    searchpath = [o for o in overrides if o.key_or_group == "hydra.searchpath" and not o.is_delete()]
+    entries = list(searchpath[-1].value()) if searchpath else []
+    if any(str(e).startswith("pkg://") for e in entries):
+        return
+    extra = search_dirs(str(e) for e in entries)
     for override in overrides:
         key = override.key_or_group
         if override.is_delete() or not _is_group(key):
             continue
         values = list(override.sweep_string_iterator()) if override.is_sweep_override() else \
             [override.get_value_element_as_str()]
-        options = group_options(key)
+        options = group_options(key, CONF_DIR, extra)
         for value in values:
             if value not in options and value != "null":
                 raise choices_error(key.replace("/", " "), value, options)

@@ -7,8 +7,8 @@ skill. Each offers the same small interface, so the cell never asks which kind i
   compare(view) -> (row, questions)  the kernel row of one test skill and its per-question rows
 
 `view` is the cell's window on one test skill (ntkeval.cell.SkillView): its examples, the prompt format, the seed,
-the data set, the roles, `record(stage, compute)` (the stage cache) and `open(role)` (a model with the role's
-adaptation active, its tokenizer and its prompt prefix).
+the data set, the roles, `record(stage, compute)` (the stage cache) and `open(role)` (a context giving
+(language model, prompt prefix): ntkeval.backends.base.LanguageModel with the role's adaptation active).
 
   exact    p(correct) by teacher forcing the canonical answer; greedy accuracy alongside (ntkeval.scorers.exact)
   sampled  accuracy of N sampled completions per question; delta = difference of accuracies (ntkeval.scorers.sampled)
@@ -79,7 +79,7 @@ class SkillView(Protocol):
 
     def record(self, stage: Stage, compute: Callable[[], Any]) -> Any: ...  # the stage cache: cached or computed once
 
-    def open(self, role: Role) -> AbstractContextManager: ...  # the role's model, adaptation active
+    def open(self, role: Role) -> AbstractContextManager: ...  # (LanguageModel, prefix), the role's adaptation on
 
 
 @runtime_checkable

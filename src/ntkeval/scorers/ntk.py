@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ntkeval.backends.huggingface.sampling import SamplingSpec
+from ntkeval.backends.base import SamplingSpec
 from ntkeval.errors import UserError, choices_error
 from ntkeval.scorers.base import Roles, Stage
 from ntkeval.scorers.sample_stages import logp_stage, sample_logps, sample_stage, samples

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ntkeval.backends.huggingface.sampling import SamplingSpec
+from ntkeval.backends.base import SamplingSpec
 from ntkeval.scorers.base import Roles, Stage
 from ntkeval.scorers.sample_stages import sample_stage, samples
 from ntkeval.stats import estimators
