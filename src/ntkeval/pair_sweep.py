@@ -3,7 +3,7 @@
 
     ntkeval -m learner=icl-skill,tune-skill pair.train=all     # 2 x 24 cells: the same jobs as listing the skills
 
-The ntkeval sweeper (hydra_plugins.ntkeval_sweeper, selected by conf/pair/*.yaml) does it at launch; the preflight
+The ntkeval sweeper (hydra_plugins.ntkeval_sweeper, selected in conf/config.yaml) does it at launch; the preflight
 does the same with the same function, so its checks and dry_run see exactly the jobs that will run. A job whose
 pair.train is already one skill is left as it is, so its overrides read exactly as with Hydra's basic sweeper.
 """
@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from ntkeval.errors import UserError
 
 KEY = "pair.train"
-SWEEPER = "hydra_plugins.ntkeval_sweeper.NtkevalSweeper"  # conf/pair/*.yaml select it as hydra/sweeper=ntkeval
+SWEEPER = "hydra_plugins.ntkeval_sweeper.NtkevalSweeper"  # conf/config.yaml selects it as hydra/sweeper=ntkeval
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_./+-]*")  # written unquoted by Hydra's grammar and read back as this string
 
 

@@ -1,4 +1,4 @@
-"""ntkeval's sweeper (hydra/sweeper=ntkeval, selected by conf/pair/*.yaml): Hydra's basic sweeper, except that a
+"""ntkeval's sweeper (hydra/sweeper=ntkeval, selected in conf/config.yaml): Hydra's basic sweeper, except that a
 pair.train naming several skills (all, a group, a list) becomes one job per skill (ntkeval.pair_sweep), and the
 jobs it launches are written to the sweep dir as grid.yaml, so the report knows the grid without a data set.
 Hydra accepts sweepers only from the hydra_plugins namespace, hence this package; it imports nothing heavy."""
