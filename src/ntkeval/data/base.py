@@ -106,3 +106,24 @@ class DataSet(Protocol):
 
     def skill_groups(self) -> SkillGroups: ...  # every skill's groups: the deep axis (what is learned), the surface
     # axis (how it looks) if the data set has one, and any other; the cell records them, the report reads them
+
+
+@runtime_checkable
+class ReasoningDataSet(DataSet, Protocol):
+    """A data set that can write worked solutions (ntkeval.formats.base.Solution) of its own problems, for the
+    reasoning formats, their controls and the scorers that read reasoning. Every method answers from the data set's
+    structure (expression trees, generator formulas, record fields), never from a model."""
+
+    def solution(self, example: Example): ...  # -> Solution: steps in order, answer, program (where it can)
+
+    def wrong_solution(self, example: Example, rng: random.Random): ...  # -> Solution of the same shape, random
+    # numbers in every step, consistent with a random answer (the tune-base control of reasoning formats)
+
+    def format_problem(self, format_name: str, skills: Iterable[str]) -> str | None: ...  # None, or one line on why
+    # the data set cannot write `format_name` for some of `skills` (naming them): found by the preflight
+
+    def backward_question(self, example: Example, candidate: str) -> tuple[str, str] | None: ...  # FOBAR: the
+    # question with one of its numbers masked and `candidate` given as the answer, and the masked number; None: none
+
+    def check_steps(self, example: Example, steps: tuple[str, ...]) -> bool | None: ...  # every written step right
+    # (process supervision with an exact checker); None: this data set cannot check this example's steps

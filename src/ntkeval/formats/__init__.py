@@ -1,0 +1,1 @@
+"""Answer formats: direct, chain-of-thought, program-of-thought, work memory, hybrid; the interface is ntkeval.formats.base."""
