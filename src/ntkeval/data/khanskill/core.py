@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 
+from ntkeval.data.khanskill.work import Work
+
 NAMES = ("Mia", "Liam", "Ava", "Noah", "Zoe", "Omar", "Lena", "Ravi", "Sofia", "Ken", "Amara", "Jonas", "Priya",
          "Diego", "Hana", "Sam")
 THINGS = ("stickers", "marbles", "apples", "cards", "pencils", "shells", "coins", "books", "beads", "stamps")
@@ -27,6 +29,7 @@ class Problem:
     question: str
     answer: str
     key: str                  # the underlying problem (no wording): a split of a skill holds each key once
+    work: Work | None = field(default=None, compare=False)  # its worked solution, from the same computation
 
 
 Generator = Callable[[random.Random], Problem | None]  # None: this draw is unusable, draw again
@@ -67,11 +70,12 @@ def _key_text(value: Value) -> str:
     return shown(value) if not isinstance(value, str) else value
 
 
-def problem(question: str, answer: str, key: str | None = None, **values: Value) -> Problem:
-    """A Problem whose key is its values (sorted by name) unless the skill knows a coarser identity."""
+def problem(question: str, answer: str, key: str | None = None, work: Work | None = None, **values: Value) -> Problem:
+    """A Problem whose key is its values (sorted by name) unless the skill knows a coarser identity; `work` is the
+    worked solution its generator computed on the way to the answer."""
     if key is None:
         key = ";".join(f"{name}={_key_text(v)}" for name, v in sorted(values.items()))
-    return Problem(values=values, question=question, answer=answer, key=key)
+    return Problem(values=values, question=question, answer=answer, key=key, work=work)
 
 
 def shown(value: int | Fraction | Decimal) -> str:

@@ -36,9 +36,11 @@ from ntkeval.data.khanskill import (
     statistics,
     whole,
 )
+from ntkeval.data.khanskill import solutions
 from ntkeval.data.khanskill.core import Problem, Skill
 from ntkeval.data.selection import select_skills
 from ntkeval.errors import UserError, choices_error
+from ntkeval.formats.base import Solution
 
 VERSION = 2       # bump whenever a change alters the generated questions; it is part of identity()
 TEST_BUCKETS = 2  # 1 in TEST_BUCKETS number sets is reserved for test: small problem spaces need half
@@ -152,6 +154,34 @@ class KhanSkillDataset:
             return wrong_answer(example.answer, spec.kind, rng, spec.choices)
         except ValueError as error:
             raise UserError(f"khanskill: {example.id!r}: {error}") from None
+
+    # ReasoningDataSet: worked solutions come from the generator's own computation (Problem.work); see solutions.py
+    def solution(self, example: Example) -> Solution:
+        return solutions.solution_of(self.problem(example), example.answer)
+
+    def wrong_solution(self, example: Example, rng: random.Random) -> Solution:
+        """Same steps and program shape, random numbers in every step, ending in a random answer of the same kind."""
+        return solutions.wrong_solution_of(self.solution(example), self.random_answer(example, rng), rng)
+
+    def format_problem(self, format_name: str, skills: Iterable[str]) -> str | None:
+        skills = [self._skill(skill).id for skill in skills]
+        return solutions.format_problem(format_name, skills, {s: self._sample_solution(s) for s in skills})
+
+    def backward_question(self, example: Example, candidate: str) -> tuple[str, str] | None:
+        return solutions.backward_question(example, self.problem(example), self._skill(example.skill), candidate)
+
+    def check_steps(self, example: Example, steps: tuple[str, ...]) -> bool | None:
+        """Each written step "expression = value" exactly true and the last one's value the answer (None where the
+        skill's steps are not arithmetic: naming, comparing, classifying)."""
+        return solutions.check_steps(self.solution(example), self._skill(example.skill), tuple(steps),
+                                     lambda given: self.is_correct(example, given))
+
+    def _sample_solution(self, skill: str) -> Solution:
+        """One solution of the skill from a private draw (what a skill can write does not depend on the seed)."""
+        spec, rng = self._skill(skill), random.Random(f"khanskill-sample:{skill}")
+        while (drawn := spec.generate(rng)) is None:
+            pass
+        return solutions.solution_of(drawn, drawn.answer)
 
     def identity(self) -> dict:
         return {"name": self.name, "seed": self.seed, "n_train": self.n_train, "n_test": self.n_test,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 from ntkeval.data.khanskill.core import NAMES, THINGS, Problem, SkillBank, nonzero, problem, signed
+from ntkeval.data.khanskill.work import compare_program, step, worked
 
 bank = SkillBank()
 WHOLE, NEG = "whole-numbers", "negative-numbers"
@@ -15,7 +16,8 @@ def add_within_1000(rng: random.Random) -> Problem | None:
     a = rng.randint(100, 899)
     b = rng.randint(10, 1000 - a)
     text = rng.choice(("What is {a} + {b}?", "Add {a} and {b}.", "Find the sum of {a} and {b}."))
-    return problem(text.format(a=a, b=b), str(a + b), key="+".join(map(str, sorted((a, b)))), a=a, b=b)
+    return problem(text.format(a=a, b=b), str(a + b), key="+".join(map(str, sorted((a, b)))), a=a, b=b,
+                   work=worked(step(f"{a} + {b}", a + b)))
 
 
 @bank.skill(WHOLE, "subtract-within-1000", "Subtract within 1000", 3, "integer")
@@ -23,7 +25,7 @@ def subtract_within_1000(rng: random.Random) -> Problem | None:
     a = rng.randint(200, 999)
     b = rng.randint(10, a - 1)
     text = rng.choice(("What is {a} - {b}?", "Subtract {b} from {a}.", "Find the difference: {a} - {b}."))
-    return problem(text.format(a=a, b=b), str(a - b), a=a, b=b)
+    return problem(text.format(a=a, b=b), str(a - b), a=a, b=b, work=worked(step(f"{a} - {b}", a - b)))
 
 
 @bank.skill(WHOLE, "add-three-numbers", "Add three two-digit numbers", 2, "integer")
@@ -31,21 +33,24 @@ def add_three_numbers(rng: random.Random) -> Problem | None:
     a, b, c = (rng.randint(10, 99) for _ in range(3))
     text = rng.choice(("What is {a} + {b} + {c}?", "Add {a}, {b} and {c}."))
     return problem(text.format(a=a, b=b, c=c), str(a + b + c), key="+".join(map(str, sorted((a, b, c)))),
-                   a=a, b=b, c=c)
+                   a=a, b=b, c=c, work=worked(step(f"{a} + {b}", a + b), step(f"{a + b} + {c}", a + b + c)))
 
 
 @bank.skill(WHOLE, "multiply-by-one-digit", "Multiply by a one-digit number", 4, "integer")
 def multiply_by_one_digit(rng: random.Random) -> Problem | None:
     a, b = rng.randint(12, 999), rng.randint(2, 9)
     text = rng.choice(("What is {a} × {b}?", "Multiply {a} by {b}.", "Find the product of {a} and {b}."))
-    return problem(text.format(a=a, b=b), str(a * b), a=a, b=b)
+    return problem(text.format(a=a, b=b), str(a * b), a=a, b=b, work=worked(step(f"{a} * {b}", a * b)))
 
 
 @bank.skill(WHOLE, "multiply-two-digit", "Multiply two-digit numbers", 5, "integer")
 def multiply_two_digit(rng: random.Random) -> Problem | None:
     a, b = rng.randint(11, 99), rng.randint(11, 99)
     text = rng.choice(("What is {a} × {b}?", "Multiply {a} by {b}."))
-    return problem(text.format(a=a, b=b), str(a * b), key="*".join(map(str, sorted((a, b)))), a=a, b=b)
+    tens, ones = b // 10 * 10, b % 10  # partial products, as on paper
+    work = worked(step(f"{a} * {tens}", a * tens), step(f"{a} * {ones}", a * ones),
+                  step(f"{a * tens} + {a * ones}", a * b))
+    return problem(text.format(a=a, b=b), str(a * b), key="*".join(map(str, sorted((a, b)))), a=a, b=b, work=work)
 
 
 @bank.skill(WHOLE, "divide-by-one-digit", "Divide by a one-digit number", 4, "integer")
@@ -53,14 +58,16 @@ def divide_by_one_digit(rng: random.Random) -> Problem | None:
     divisor, quotient = rng.randint(2, 9), rng.randint(11, 199)  # the dividend is exact by construction
     n = divisor * quotient
     text = rng.choice(("What is {n} ÷ {d}?", "Divide {n} by {d}."))
-    return problem(text.format(n=n, d=divisor), str(quotient), n=n, d=divisor)
+    return problem(text.format(n=n, d=divisor), str(quotient), n=n, d=divisor,
+                   work=worked(step(f"{n} / {divisor}", quotient)))
 
 
 @bank.skill(WHOLE, "division-remainder", "Find the remainder of a division", 4, "integer")
 def division_remainder(rng: random.Random) -> Problem | None:
     d = rng.randint(3, 9)
     n = d * rng.randint(5, 99) + rng.randint(1, d - 1)
-    return problem(f"What is the remainder when {n} is divided by {d}?", str(n % d), n=n, d=d)
+    return problem(f"What is the remainder when {n} is divided by {d}?", str(n % d), n=n, d=d,
+                   work=worked(step(f"{n} // {d}", n // d), step(f"{n} - {d} * {n // d}", n % d)))
 
 
 @bank.skill(WHOLE, "two-step-word-problem", "Two-step word problems", 3, "integer")
@@ -70,12 +77,14 @@ def two_step_word_problem(rng: random.Random) -> Problem | None:
     if rng.random() < 0.5:
         text = (f"{name} has {a} {things}. {name} buys {b} packs with {c} {things} in each pack. "
                 f"How many {things} does {name} have now?")
-        return problem(text, str(a + b * c), a=a, b=b, c=c, _op="gain")
+        return problem(text, str(a + b * c), a=a, b=b, c=c, _op="gain",
+                       work=worked(step(f"{b} * {c}", b * c), step(f"{a} + {b * c}", a + b * c)))
     if a <= b * c:
         return None  # nobody can give away more than they have
     text = (f"{name} has {a} {things} and gives {b} friends {c} {things} each. "
             f"How many {things} does {name} have left?")
-    return problem(text, str(a - b * c), a=a, b=b, c=c, _op="give")
+    return problem(text, str(a - b * c), a=a, b=b, c=c, _op="give",
+                   work=worked(step(f"{b} * {c}", b * c), step(f"{a} - {b * c}", a - b * c)))
 
 
 @bank.skill(NEG, "add-integers", "Add positive and negative numbers", 7, "integer")
@@ -83,7 +92,7 @@ def add_integers(rng: random.Random) -> Problem | None:
     a, b = nonzero(rng, -30, 30), nonzero(rng, -30, 30)
     if a > 0 and b > 0:
         return None
-    return problem(f"What is {a} + {signed(b)}?", str(a + b), a=a, b=b)
+    return problem(f"What is {a} + {signed(b)}?", str(a + b), a=a, b=b, work=worked(step(f"{a} + {signed(b)}", a + b)))
 
 
 @bank.skill(NEG, "subtract-integers", "Subtract positive and negative numbers", 7, "integer")
@@ -91,7 +100,7 @@ def subtract_integers(rng: random.Random) -> Problem | None:
     a, b = nonzero(rng, -30, 30), nonzero(rng, -30, 30)
     if a > 0 and b > 0:
         return None
-    return problem(f"What is {a} - {signed(b)}?", str(a - b), a=a, b=b)
+    return problem(f"What is {a} - {signed(b)}?", str(a - b), a=a, b=b, work=worked(step(f"{a} - {signed(b)}", a - b)))
 
 
 @bank.skill(NEG, "multiply-integers", "Multiply positive and negative numbers", 7, "integer")
@@ -99,7 +108,7 @@ def multiply_integers(rng: random.Random) -> Problem | None:
     a, b = nonzero(rng, -15, 15), nonzero(rng, -12, 12)
     if (a > 0 and b > 0) or abs(a) == 1 or abs(b) == 1:
         return None
-    return problem(f"What is {a} × {signed(b)}?", str(a * b), a=a, b=b)
+    return problem(f"What is {a} × {signed(b)}?", str(a * b), a=a, b=b, work=worked(step(f"{a} * {signed(b)}", a * b)))
 
 
 @bank.skill(NEG, "divide-integers", "Divide positive and negative numbers", 7, "integer")
@@ -108,7 +117,8 @@ def divide_integers(rng: random.Random) -> Problem | None:
     n = divisor * quotient
     if (divisor > 0 and quotient > 0) or abs(divisor) == 1:
         return None
-    return problem(f"What is {n} ÷ {signed(divisor)}?", str(quotient), n=n, d=divisor)
+    return problem(f"What is {n} ÷ {signed(divisor)}?", str(quotient), n=n, d=divisor,
+                   work=worked(step(f"{n} / {signed(divisor)}", quotient)))
 
 
 @bank.skill(NEG, "compare-integers", "Compare positive and negative numbers", 6, "text", ("<", ">", "="))
@@ -117,7 +127,9 @@ def compare_integers(rng: random.Random) -> Problem | None:
     if a == b or (a >= 0 and b >= 0):
         return None
     answer = "<" if a < b else ">"
-    return problem(f"Which symbol goes in the blank: {a} _ {b}? Answer <, >, or =.", answer, a=a, b=b)
+    work = worked(step(f"{a} - {signed(b)}", a - b, "The difference tells the order:"),
+                  step(f"{a} {answer} {b}", answer), program=compare_program(str(a), str(b)), computational=False)
+    return problem(f"Which symbol goes in the blank: {a} _ {b}? Answer <, >, or =.", answer, a=a, b=b, work=work)
 
 
 @bank.skill(NEG, "number-line-distance", "Distance between numbers on a number line", 6, "integer")
@@ -126,7 +138,7 @@ def number_line_distance(rng: random.Random) -> Problem | None:
     if a == b or (a > 0 and b > 0):
         return None
     return problem(f"How far apart are {a} and {b} on a number line?", str(abs(a - b)),
-                   key=",".join(map(str, sorted((a, b)))), a=a, b=b)
+                   key=",".join(map(str, sorted((a, b)))), a=a, b=b, work=worked(step(f"abs({a} - {signed(b)})", abs(a - b))))
 
 
 @bank.skill(NEG, "temperature-change", "Temperature changes below zero", 6, "integer")
@@ -137,9 +149,11 @@ def temperature_change(rng: random.Random) -> Problem | None:
             return None
         text = (f"At dawn the temperature was {start}°C. By noon it had risen by {change} degrees. "
                 "What was the temperature at noon, in °C?")
-        return problem(text, str(start + change), t=start, d=change, _op="rise")
+        return problem(text, str(start + change), t=start, d=change, _op="rise",
+                       work=worked(step(f"{start} + {change}", start + change)))
     if start - change >= 0:
         return None  # the skill is about crossing below zero
     text = (f"At 6 pm the temperature was {start}°C. By midnight it had fallen by {change} degrees. "
             "What was the temperature at midnight, in °C?")
-    return problem(text, str(start - change), t=start, d=change, _op="fall")
+    return problem(text, str(start - change), t=start, d=change, _op="fall",
+                   work=worked(step(f"{start} - {change}", start - change)))
