@@ -17,17 +17,23 @@ denominator of every weight is exactly the proposal density, in any dtype; in bf
 the sampler's own completions differs from it by up to ~0.1 in log p, which would bias the weights.
 
 The weights are ratios of the models' own probabilities, so completions must be drawn from the models as they are:
-temperature 1 and top-p 1 are the only valid settings here (scorer=sampled takes any).
+temperature 1 and top-p 1 are the only valid settings here (scorer=sampled takes any). In a reasoning format the
+probability is that of the whole completion, rationale included (ntkeval.scorers.reading reads its answer).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ntkeval.backends.base import SamplingSpec
 from ntkeval.errors import UserError, choices_error
 from ntkeval.scorers.base import Roles, Stage
-from ntkeval.scorers.sample_stages import logp_stage, sample_logps, sample_stage, samples
+from ntkeval.scorers.reading import SamplingSettings
+from ntkeval.scorers.sample_stages import (
+    logp_stage,
+    sample_logps,
+    sample_stage,
+    samples,
+)
 from ntkeval.scorers.sampled import unparsable
 from ntkeval.stats import estimators
 from ntkeval.stats.intervals import paired_delta
@@ -40,17 +46,19 @@ SPARSE = 1  # a question's control samples with at most this many correct ones m
 
 
 @dataclass
-class NtkScorer:
+class NtkScorer(SamplingSettings):
     n: int = 16
     max_new_tokens: int = 16
-    stop: list[str] = field(default_factory=lambda: ["\n"])
+    stop: list[str] | None = None   # None: the answer format's stop strings (direct: ["\n"])
     estimates: list[str] = field(default_factory=lambda: list(ESTIMATES))
     temperature: float = 1.0   # fixed: importance weights need samples from the models themselves
     top_p: float = 1.0         # fixed, for the same reason
     batch_size: int = 16       # sequences per forward pass when scoring completions
+    program_timeout_s: float = 5.0  # sandbox limits for program answers (pot, hybrid)
+    program_memory_mb: int = 512
 
     def __post_init__(self):
-        self.spec = SamplingSpec(self.n, self.temperature, self.top_p, self.max_new_tokens, tuple(self.stop))
+        self._settings_checked()
         for name, value in (("temperature", self.temperature), ("top_p", self.top_p)):
             if value != 1.0:
                 raise UserError(f"scorer.{name}={value!r} is invalid for scorer=ntk; valid: 1.0 (importance weights "
@@ -65,7 +73,7 @@ class NtkScorer:
             raise UserError(f"scorer.batch_size={self.batch_size!r} is invalid; valid: an integer >= 1")
 
     def identity(self) -> dict:
-        return {"name": "ntk", **self.spec.identity(), "estimates": self.estimates}
+        return {"name": "ntk", **self.sampling_identity(), "estimates": self.estimates}
 
     def validate(self, learner) -> None:
         if learner.control() is None:
@@ -82,23 +90,24 @@ class NtkScorer:
         return any(estimators.BY_NAME[e].from_learner for e in self.estimates)
 
     def stages(self, roles: Roles) -> list[Stage]:
-        c, lr, seed = roles.control, roles.learner, roles.seed
-        out = [sample_stage(self.spec, c, seed)]  # always: p_control and sparse_control come from them
+        c, lr, seed, fmt = roles.control, roles.learner, roles.seed, self.format
+        out = [sample_stage(self.spec, c, seed, fmt, self.limits)]  # always: p_control and sparse_control need them
         if self._weights_of_control_samples():
-            out.append(logp_stage(self.spec, c, lr, seed))
+            out.append(logp_stage(self.spec, c, lr, seed, fmt))
         if self._from_learner():
-            out += [sample_stage(self.spec, lr, seed), logp_stage(self.spec, lr, c, seed)]
+            out += [sample_stage(self.spec, lr, seed, fmt, self.limits), logp_stage(self.spec, lr, c, seed, fmt)]
         return out
 
     def _weighted(self, view, sampler, other) -> tuple[list[dict], list[tuple[list, list, list]] | None]:
         """The sampler's completions and, when `other` is given, per question (correct, logp under learner, logp
         under control): the sampler's own log p as recorded while drawing, the other's teacher-forced."""
         roles = view.roles
-        drawn = samples(view, self.spec, sampler)
+        spec, _ = self.view_settings(view)
+        drawn = samples(view, spec, sampler, self.limits)
         if other is None:
             return drawn, None
-        own = sample_logps(view, self.spec, sampler, sampler, drawn, self.batch_size)  # recorded, no forward pass
-        cross = sample_logps(view, self.spec, sampler, other, drawn, self.batch_size)
+        own = sample_logps(view, spec, sampler, sampler, drawn, self.batch_size)  # recorded, no forward pass
+        cross = sample_logps(view, spec, sampler, other, drawn, self.batch_size)
         lp_l, lp_c = (own, cross) if sampler.id == roles.learner.id else (cross, own)
         return drawn, [([c["correct"] for c in q["completions"]], a, b) for q, a, b in zip(drawn, lp_l, lp_c)]
 
@@ -121,7 +130,7 @@ class NtkScorer:
         acc_c = [estimators.accuracy(c).value for c in correct_c]
         sparse = [sum(c) <= SPARSE for c in correct_c]
         p_control = sum(acc_c) / len(acc_c)
-        row = {"test_skill": view.test_skill, "n": len(view.examples), "samples": self.spec.n,
+        row = {"test_skill": view.test_skill, "n": len(view.examples), "samples": self.n,
                "p_learner": p_control + totals[head].value, "p_control": p_control, "estimate": head,
                "delta": totals[head].value, "se": totals[head].se, "ci_low": ci.ci_low, "ci_high": ci.ci_high,
                **{f"delta_{k}": t.value for k, t in totals.items()}, **{f"se_{k}": t.se for k, t in totals.items()},

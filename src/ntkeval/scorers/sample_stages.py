@@ -1,9 +1,12 @@
-"""The sampled stages shared by scorer=sampled and scorer=ntk, each cached per role and test skill:
+"""The sampled stages shared by every scorer that samples (sampled, ntk, majority, verify, process), each cached per
+role and test skill:
 
   samples      N completions per question drawn from one role, with the log-probability each was drawn with, the
-               answer read from each and whether it is correct (or unreadable); keyed by the sampling settings,
-               the seed of the random streams and the versions of the answer parser and of answer equivalence,
-               so both scorers share them and a changed verdict rule never reuses old verdicts
+               answer read from each in the cell's answer format (a program's from its output, run in the sandbox,
+               with its status) and whether it is correct (or unreadable); keyed by the sampling settings, the
+               seed of the random streams, the versions of the answer parser and of answer equivalence and, for a
+               reasoning format, the reading rule and sandbox limits (ntkeval.scorers.reading), so every scorer
+               shares them and a changed verdict rule never reuses old verdicts
   sample-logps log p of one role's completions under another role, teacher-forced (the importance weights'
                other ingredient; a sampler's own log p is the one recorded while drawing)
 """
@@ -15,27 +18,38 @@ import math
 from ntkeval.backends.base import SCORING_RULE_VERSION, Completion, SamplingSpec
 from ntkeval.cache import Checked, stable_hash
 from ntkeval.data.answer_kinds import EQUIVALENCE_VERSION
-from ntkeval.data.answer_reading import final_answer
 from ntkeval.scorers.base import Role, Stage
+from ntkeval.scorers.reading import (
+    ProgramLimits,
+    ProgramRunner,
+    answer_format,
+    answers,
+    is_direct,
+    reading_parts,
+)
 
 SAMPLES = "samples"
 SAMPLE_LOGPS = "sample-logps"
 PARSER_VERSION = 1  # bump when final_answer changes: it invalidates cached samples' verdicts
+NO_PROGRAMS = ProgramLimits()  # the default limits (keys only a reasoning format's samples)
 SAMPLES_VERSION = 2  # bump when what a samples entry holds changes (2: the log p each completion was drawn with)
 
 
-def sample_stage(spec: SamplingSpec, role: Role, seed: int) -> Stage:
+def sample_stage(spec: SamplingSpec, role: Role, seed: int, fmt=None, limits: ProgramLimits = NO_PROGRAMS) -> Stage:
     """The samples of one role. `seed` is the cell's: it seeds every question's stream (question_seed), and the
     untouched model's role key (None) does not hold it (nor need the data set's seed equal it), so it must key the
-    stage itself."""
+    stage itself. A reasoning format `fmt` adds its reading parts; direct (None) keys exactly as before formats."""
     return Stage(SAMPLES, role, {"sampling": spec.identity(), "seed": seed, "parser": PARSER_VERSION,
-                                 "equivalence": EQUIVALENCE_VERSION, "version": SAMPLES_VERSION})
+                                 "equivalence": EQUIVALENCE_VERSION, "version": SAMPLES_VERSION,
+                                 **reading_parts(fmt, limits)})
 
 
-def logp_stage(spec: SamplingSpec, sampler: Role, scorer: Role, seed: int) -> Stage:
-    """log p under `scorer` of `sampler`'s completions: keyed by whatever keys those completions."""
+def logp_stage(spec: SamplingSpec, sampler: Role, scorer: Role, seed: int, fmt=None) -> Stage:
+    """log p under `scorer` of `sampler`'s completions (the whole completion, rationale included): keyed by
+    whatever keys those completions (a reasoning format's prompts too: its identity)."""
     return Stage(SAMPLE_LOGPS, scorer, {"sampling": spec.identity(), "seed": seed, "sampler": sampler.key,
-                                        "samples": SAMPLES_VERSION, "rule": SCORING_RULE_VERSION})
+                                        "samples": SAMPLES_VERSION, "rule": SCORING_RULE_VERSION,
+                                        **({} if is_direct(fmt) else {"format": fmt.identity()})})
 
 
 def question_seed(seed: int, role: Role, example_id: str, spec: SamplingSpec) -> int:
@@ -44,26 +58,39 @@ def question_seed(seed: int, role: Role, example_id: str, spec: SamplingSpec) ->
         % (2 ** 63)
 
 
-def verdict(dataset, example, completion: Completion) -> dict:
-    kind = dataset.answer_kind(example)
-    answer = final_answer(completion.text, kind)
-    correct = answer is not None and dataset.is_correct(example, answer)
-    return {"tokens": list(completion.tokens), "text": completion.text, "end": completion.end,
-            "logp": completion.logp, "answer": answer, "correct": int(correct), "unparsable": int(answer is None)}
+def verdicts(dataset, examples, drawn: list[list[Completion]], fmt, limits: ProgramLimits,
+             run: ProgramRunner | None = None) -> list[list[dict]]:
+    """Per question, each completion with its answer (read in format `fmt`; None: direct), whether it is correct
+    and whether it is unreadable; a program's status and output beside them. One sandbox batch for all programs."""
+    kinds = [dataset.answer_kind(e) for e in examples]
+    flat = [(q, c) for q, cs in enumerate(drawn) for c in cs]
+    read = answers([c.text for _, c in flat], [kinds[q] for q, _ in flat], fmt, limits, run)
+    out: list[list[dict]] = [[] for _ in drawn]
+    for (q, c), reading in zip(flat, read):
+        given = reading["answer"]
+        correct = given is not None and dataset.is_correct(examples[q], given)
+        out[q].append({"tokens": list(c.tokens), "text": c.text, "end": c.end, "logp": c.logp,
+                       **reading, "correct": int(correct)})
+    return out
 
 
-def samples(view, spec: SamplingSpec, role: Role) -> list[dict]:
-    """Per question: {"id", "completions": [{tokens, text, end, logp, answer, correct, unparsable}, ...]}; `logp`
-    is log p(tokens | prompt) under the distribution the tokens were drawn from (LanguageModel.sample)."""
+def samples(view, spec: SamplingSpec, role: Role, limits: ProgramLimits = NO_PROGRAMS,
+            run: ProgramRunner | None = None) -> list[dict]:
+    """Per question: {"id", "completions": [{tokens, text, end, logp, answer, unparsable, correct}, ...]} (and
+    program_status, program_output for a completion that is a program); `logp` is log p(tokens | prompt) under the
+    distribution the tokens were drawn from (LanguageModel.sample). The answer format is the view's."""
+    fmt = answer_format(view)
+
     def compute() -> list[dict]:
         with view.open(role) as (lm, prefix):
             prompts = [view.fmt.prompt(e, prefix) for e in view.examples]
             seeds = [question_seed(view.seed, role, e.id, spec) for e in view.examples]
             drawn = lm.sample(prompts, spec, seeds, desc=f"sampling {view.test_skill} under {role.name}")
-        return [{"id": e.id, "completions": [verdict(view.dataset, e, c) for c in cs]}
-                for e, cs in zip(view.examples, drawn)]
+        read = verdicts(view.dataset, view.examples, drawn, fmt, limits, run)
+        return [{"id": e.id, "completions": cs} for e, cs in zip(view.examples, read)]
 
-    return view.record(sample_stage(spec, role, view.seed), Checked(compute, samples_problem(view.examples, spec.n)))
+    return view.record(sample_stage(spec, role, view.seed, fmt, limits),
+                       Checked(compute, samples_problem(view.examples, spec.n)))
 
 
 def sample_logps(view, spec: SamplingSpec, sampler: Role, scorer: Role, drawn: list[dict],
@@ -82,7 +109,8 @@ def sample_logps(view, spec: SamplingSpec, sampler: Role, scorer: Role, drawn: l
                                         desc=f"scoring {sampler.name}'s samples of {view.test_skill} "
                                              f"under {scorer.name}")
 
-    return view.record(logp_stage(spec, sampler, scorer, view.seed), Checked(compute, logps_problem(drawn)))
+    return view.record(logp_stage(spec, sampler, scorer, view.seed, answer_format(view)),
+                       Checked(compute, logps_problem(drawn)))
 
 
 def samples_problem(examples, n: int):
