@@ -1,0 +1,287 @@
+"""Scorers that read reasoning, on hand-checkable fakes: a scripted language model (each role writes the listed
+completions), small answer formats of our own (chain-of-thought lines, a program), a fake sandbox and a data set with
+backward questions and exact step checks. Verdicts in every format (programs run in one batch, a failed program a
+wrong answer), stop strings from the format, majority, verify and process on values worked out by hand, one cached
+samples stage shared by every scorer, and direct keys exactly as before formats."""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+from fractions import Fraction
+
+import pytest
+
+from ntkeval.backends.base import Completion, SamplingSpec
+from ntkeval.cache import stable_hash
+from ntkeval.data.answer_kinds import equivalent
+from ntkeval.data.answer_reading import final_answer
+from ntkeval.data.base import Example
+from ntkeval.errors import UserError
+from ntkeval.formats.base import Reading
+from ntkeval.prompts import PromptFormat
+from ntkeval.scorers import reading as reading_module
+from ntkeval.scorers import sample_stages
+from ntkeval.scorers.base import Role, Roles
+from ntkeval.scorers.majority import MajorityScorer
+from ntkeval.scorers.ntk import NtkScorer
+from ntkeval.scorers.reading import ProgramLimits, answers
+from ntkeval.scorers.sampled import SampledScorer
+
+
+# ---- fakes ---------------------------------------------------------------------------------------------------------
+class Cot:
+    """Steps one a line, the last line "The answer is X."."""
+    name, reasoning = "cot", True
+
+    def identity(self) -> dict:
+        return {"name": "cot"}
+
+    def instruction(self) -> str:
+        return ""
+
+    def target(self, example, solution) -> str:
+        return ""
+
+    def stop(self) -> tuple[str, ...]:
+        return ("\n\n",)
+
+    def read(self, completion: str, kind: str) -> Reading:
+        lines = [line.strip() for line in completion.strip().splitlines() if line.strip()]
+        return Reading(final_answer(lines[-1], kind) if lines else None, None, tuple(lines[:-1]))
+
+
+class Pot(Cot):
+    """The whole completion is a program."""
+    name = "pot"
+
+    def identity(self) -> dict:
+        return {"name": "pot"}
+
+    def read(self, completion: str, kind: str) -> Reading:
+        return Reading(None, completion)
+
+
+@dataclass
+class Run:
+    stdout: str
+    status: str
+    detail: str = ""
+
+
+class Sandbox:
+    """print(<text>) prints the text; `loop` times out; anything else is an error. Counts its batches."""
+
+    def __init__(self):
+        self.batches: list[list[str]] = []
+
+    def __call__(self, programs, timeout_s, memory_mb):
+        self.batches.append(list(programs))
+        out = []
+        for p in programs:
+            printed = re.fullmatch(r"print\((.*)\)", p.strip())
+            out.append(Run(printed.group(1) + "\n", "ok") if printed else
+                       Run("", "timeout") if p == "loop" else Run("", "error", "NameError"))
+        return out
+
+
+class Arith:
+    """"What is a+b?" questions; backward: "x + b = <candidate>. What is x?" recovers a; steps "a + b = c"
+    checked exactly (skill "nocheck": cannot check)."""
+    name = "fake-arith"
+
+    def answer_kind(self, example):
+        return "integer"
+
+    def is_correct(self, example, given):
+        return equivalent(given, example.answer, "integer")
+
+    def backward_question(self, example, candidate):
+        a, b = re.findall(r"\d+", example.question)
+        return f"x + {b} = {candidate}. What is x?", a
+
+    def check_steps(self, example, steps):
+        if example.skill == "nocheck":
+            return None
+        ok = bool(steps)
+        for step in steps:
+            match = re.fullmatch(r"(\d+) \+ (\d+) = (\d+)", step)
+            ok = ok and bool(match) and int(match[1]) + int(match[2]) == int(match[3])
+        return ok
+
+
+class ScriptedLM:
+    """Each question (the prompt's last line) gets its script's completions, in order, as many as asked."""
+
+    def __init__(self, scripts: dict[str, list[str]], calls: list):
+        self.scripts, self.calls = scripts, calls
+
+    def sample(self, prompts, spec, seeds, desc=""):
+        self.calls.append((list(prompts), spec))
+        out = []
+        for prompt in prompts:
+            question = prompt.split("Q: ")[-1].split("\n")[0]
+            texts = self.scripts[question]
+            out.append([Completion((1, 2), texts[i % len(texts)], "stop", -1.0) for i in range(spec.n)])
+        return out
+
+
+Q1 = Example("s/test/0", "s", "What is 3+4?", "7")
+Q2 = Example("s/test/1", "s", "What is 5+4?", "9")
+
+
+class View:
+    """The cell's SkillView with scripted roles and a dict for a stage cache that counts what it computes."""
+
+    def __init__(self, scripts: dict[str, dict[str, list[str]]], fmt=None, examples=(Q1, Q2), store=None,
+                 seed: int = 0):
+        self.test_skill, self.examples, self.dataset = examples[0].skill, list(examples), Arith()
+        self.fmt, self.seed = PromptFormat(), seed
+        if fmt is not None:
+            self.format = fmt
+        self.roles = Roles(base=Role("base"), control=Role("control", object(), {"role": "control"}),
+                           learner=Role("learner", object(), {"role": "learner"}), seed=seed)
+        self.scripts, self.store = scripts, {} if store is None else store
+        self.computed: list[str] = []
+        self.recorded: list = []
+        self.calls: list = []
+
+    def record(self, stage, compute):
+        self.recorded.append(stage)
+        key = stable_hash([stage.kind, stage.role.key, stage.parts])
+        if key not in self.store:
+            self.computed.append(stage.kind)
+            self.store[key] = compute()
+        return self.store[key]
+
+    @contextmanager
+    def open(self, role):
+        yield ScriptedLM(self.scripts[role.name], self.calls), ""
+
+
+def scripts(control: dict, learner: dict, base: dict | None = None) -> dict:
+    return {"base": base or control, "control": control, "learner": learner}
+
+
+# ---- verdicts in every format ------------------------------------------------------------------------------------
+def test_direct_reads_as_before_formats_and_keys_are_unchanged():
+    spec, role = SamplingSpec(n=2), Role("base")
+    assert sample_stages.sample_stage(spec, role, 0).parts == {
+        "sampling": spec.identity(), "seed": 0, "parser": sample_stages.PARSER_VERSION,
+        "equivalence": sample_stages.EQUIVALENCE_VERSION, "version": sample_stages.SAMPLES_VERSION}
+    texts = [" 7", " The answer is 9.", " seven"]
+    assert answers(texts, ["integer"] * 3, None, ProgramLimits()) == [
+        {"answer": "7", "unparsable": 0}, {"answer": "9", "unparsable": 0}, {"answer": None, "unparsable": 1}]
+    # the identities a direct cell had before formats (stop ["\n"] by default, nothing else)
+    assert SampledScorer().identity() == {"name": "sampled", "n": 16, "temperature": 1.0, "top_p": 1.0,
+                                          "max_new_tokens": 16, "stop": ["\n"]}
+    assert NtkScorer().identity()["stop"] == ["\n"] and "programs" not in NtkScorer().identity()
+
+
+def test_a_reasoning_format_reads_its_last_line_and_keys_its_samples():
+    view = View(scripts({"What is 3+4?": ["3 + 4 = 7\nThe answer is 7."], "What is 5+4?": ["5 + 4 = 8\nSo 8."]},
+                        {"What is 3+4?": ["x"], "What is 5+4?": ["x"]}), fmt=Cot())
+    drawn = sample_stages.samples(view, SamplingSpec(n=2), view.roles.control)
+    assert [(c["answer"], c["correct"], c["unparsable"]) for q in drawn for c in q["completions"]] == \
+        [("7", 1, 0)] * 2 + [("8", 0, 0)] * 2
+    parts = view.recorded[0].parts
+    assert parts["reading"] == {"format": {"name": "cot"}, "version": reading_module.READING_VERSION,
+                                "programs": {"timeout_s": 5.0, "memory_mb": 512}}
+
+
+def test_programs_run_in_one_batch_and_a_failed_program_is_a_wrong_answer():
+    sandbox = Sandbox()
+    texts = ["print(7)", "loop", "import os", "print(seven)", "print(6)"]
+    read = answers(texts, ["integer"] * 5, Pot(), ProgramLimits(timeout_s=2.0, memory_mb=64), run=sandbox)
+    assert sandbox.batches == [texts]
+    assert [(r["answer"], r["unparsable"], r["program_status"]) for r in read] == [
+        ("7", 0, "ok"), (None, 0, "timeout"), (None, 0, "error"), (None, 1, "ok"), ("6", 0, "ok")]
+
+
+def test_sampled_works_in_a_program_format_with_one_sandbox_batch_per_stage(monkeypatch):
+    sandbox = Sandbox()
+    monkeypatch.setattr(reading_module, "sandbox_runner", lambda: sandbox)
+    view = View(scripts({"What is 3+4?": ["print(7)", "loop"], "What is 5+4?": ["print(8)", "print(9)"]},
+                        {"What is 3+4?": ["print(7)"], "What is 5+4?": ["print(9)"]}), fmt=Pot())
+    row, questions = SampledScorer(n=2).compare(view)
+    # control (= base's script): 3+4 -> 1/2 right, 5+4 -> 1/2; learner: all right
+    assert (row["p_control"], row["p_learner"], row["delta"]) == (0.5, 1.0, 0.5)
+    assert row["program_failed_control"] == 0.25 and row["program_failed_learner"] == 0.0
+    assert len(sandbox.batches) == 3  # base, control, learner: one batch each
+    assert questions[0]["answers_control"] == ["7", None]
+
+
+def test_stop_strings_default_to_the_formats_and_an_explicit_list_wins():
+    scorer = SampledScorer(n=2)
+    assert scorer.spec.stop == ("\n",)  # unbound: direct
+    scorer.bind_format(Cot())
+    assert scorer.spec.stop == ("\n\n",) and scorer.identity()["stop"] == ["\n\n"]
+    assert scorer.identity()["programs"] == {"timeout_s": 5.0, "memory_mb": 512}
+    explicit = SampledScorer(n=2, stop=["END"])
+    explicit.bind_format(Cot())
+    assert explicit.spec.stop == ("END",)
+    view = View(scripts({"What is 3+4?": ["7"], "What is 5+4?": ["9"]}, {"What is 3+4?": ["7"], "What is 5+4?": ["9"]}),
+                fmt=Cot())
+    SampledScorer(n=2).compare(view)  # unbound scorer, reasoning view: the view's format decides
+    assert {spec.stop for _, spec in view.calls} == {("\n\n",)}
+    with pytest.raises(UserError, match="scorer.stop='x'.*valid"):
+        SampledScorer(stop="x")
+    with pytest.raises(UserError, match="scorer.program_timeout_s=0.*valid"):
+        SampledScorer(program_timeout_s=0)
+
+
+def test_the_stages_a_reasoning_scorer_plans_are_the_stages_it_records():
+    for scorer in (SampledScorer(n=2), MajorityScorer(n=2, k=[1, 2])):
+        scorer.bind_format(Cot())
+        view = View(scripts({"What is 3+4?": ["7"], "What is 5+4?": ["9"]},
+                            {"What is 3+4?": ["7"], "What is 5+4?": ["9"]}), fmt=Cot())
+        scorer.compare(view)
+        keys = lambda stages: sorted(stable_hash([s.kind, s.role.key, s.parts]) for s in stages)
+        assert keys(view.recorded) == keys(scorer.stages(view.roles))
+
+
+# ---- majority ----------------------------------------------------------------------------------------------------
+def test_majority_rows_hold_exact_maj_at_k_per_role():
+    # control on 3+4: 7, 7, 8, 9 (maj@1 = 1/2; maj@2: pairs {77}: 1, {78},{79} x2: 1/2 each, {89}: 0 -> (1 + 4/2)/6 = 1/2;
+    # maj@4: 7 wins -> 1); on 5+4: 9, 1, 2, 3 (maj@1 = 1/4, maj@2 = 3 pairs with 9 tie 1/2 -> 1.5/6 = 1/4; maj@4: 4-way
+    # tie -> 1/4). Learner always right.
+    control = {"What is 3+4?": ["7", "7", "8", "9"], "What is 5+4?": ["9", "1", "2", "3"]}
+    learner = {"What is 3+4?": ["7"], "What is 5+4?": ["9"]}
+    row, questions = MajorityScorer(n=4, k=[2, 1, 4]).compare(View(scripts(control, learner)))
+    assert row["head_k"] == 2 and row["k"] == [2, 1, 4]
+    assert row["maj@1_control"] == pytest.approx((1 / 2 + 1 / 4) / 2)
+    assert row["maj@2_control"] == pytest.approx((1 / 2 + 1 / 4) / 2) == row["p_control"]
+    assert row["maj@4_control"] == pytest.approx((1 + 1 / 4) / 2)
+    assert row["maj@4_learner"] == row["p_learner"] == 1.0
+    assert row["delta"] == pytest.approx(1 - 3 / 8) and row["delta@4"] == pytest.approx(1 - 5 / 8)
+    assert row["ci_low"] <= row["delta"] <= row["ci_high"] and -1 <= row["ci_low"]
+    assert questions[0]["maj@4_control"] == 1.0 and questions[1]["maj@4_control"] == 0.25
+    assert questions[0]["delta"] == pytest.approx(0.5)
+
+
+def test_majority_k_is_checked_against_n():
+    for k in ([], [0], [1, 21], [5, 5], [1.5]):
+        with pytest.raises(UserError, match=r"scorer.k=.*valid: a non-empty list of distinct integers in \[1, "
+                                            r"scorer.n=20\]"):
+            MajorityScorer(n=20, k=k)
+
+
+def test_equal_answers_vote_together():
+    from ntkeval.scorers.majority import majority_correct
+    completions = [{"answer": a, "correct": int(a in ("0.5", "1/2"))} for a in ("0.5", "1/2", "0.3", "0.3", None)]
+    # 0.5 and 1/2 are one group of 2 against 0.3 x 2, one abstains: maj@5 is a tie -> 1/2
+    assert majority_correct(completions, "decimal", 5) == Fraction(1, 2)
+
+
+# ---- one samples stage for every scorer ----------------------------------------------------------------------------
+def test_sampled_then_majority_computes_no_new_samples():
+    control = {"What is 3+4?": ["7", "8"], "What is 5+4?": ["9", "9"]}
+    learner = {"What is 3+4?": ["7"], "What is 5+4?": ["9"]}
+    store: dict = {}
+    first = View(scripts(control, learner), store=store)
+    SampledScorer(n=4).compare(first)
+    assert first.computed == ["samples"] * 3
+    again = View(scripts(control, learner), store=store)
+    MajorityScorer(n=4, k=[1, 3]).compare(again)
+    assert again.computed == [] and again.calls == []
