@@ -46,14 +46,14 @@ class SampledScorer(SamplingSettings):
         drawn = {r.id: samples(view, spec, r, self.limits)
                  for r in roles.distinct(roles.base, roles.control, roles.learner)}
         base, control, learner = (drawn[r.id] for r in (roles.base, roles.control, roles.learner))
-        acc = lambda rows: [estimators.accuracy([c["correct"] for c in q["completions"]]) for q in rows]
+        acc = lambda rows: [estimators.accuracy([c["correct"] for c in q["completions"]]) for q in rows]  # noqa: E731
         acc_b, acc_c, acc_l = acc(base), acc(control), acc(learner)
         per_question = [estimators.accuracy_difference([c["correct"] for c in lq["completions"]],
                                                        [c["correct"] for c in cq["completions"]])
                         for lq, cq in zip(learner, control)]
         total = estimators.mean_over_questions(per_question)
         ci = paired_delta([a.value for a in acc_l], [a.value for a in acc_c], seed=view.seed)
-        mean = lambda xs: sum(x.value for x in xs) / len(xs)
+        mean = lambda xs: sum(x.value for x in xs) / len(xs)  # noqa: E731
         row = {"test_skill": view.test_skill, "n": len(view.examples), "samples": spec.n,
                "p_learner": mean(acc_l), "p_control": mean(acc_c), "p_base": mean(acc_b),
                "delta": total.value, "se": total.se, "ci_low": ci.ci_low, "ci_high": ci.ci_high,
