@@ -109,6 +109,29 @@ def test_arith_no_test_problem_is_a_train_problem_of_any_skill(sizes):
         assert not repeats(sum(every_split([ds]), [])), repeats(sum(every_split([ds]), []))[:4]
 
 
+# the default, and paper-arith's sizes: 100 test problems of mul/backward need max_operand=199 (a backward problem
+# qualifies only when its forward problem and the numbers it shows both fall in the bucket, 1 in 16 for test)
+@pytest.mark.parametrize("sizes", [{}, {"n_train": 64, "n_test": 100, "max_operand": 199}])
+def test_arith_with_backward_no_test_problem_is_a_train_problem_of_any_skill(sizes):
+    """The fifth format poses problems the other way ("x + 55 = 96. What is x?" shows 55 and 96, as "96 - 55" does):
+    no direction of a test problem is trained on."""
+    formats = ["question", "instruction", "symbol", "word", "backward"]
+    datasets = [ArithDataset(seed=seed, formats=formats, **sizes) for seed in SEEDS]
+    train, test = every_split(datasets)
+    assert len(datasets[0].skills()) == 30 and len(test) == len(SEEDS) * 30 * datasets[0].n_test
+    found = leaks(train, test)
+    assert not found, describe(found)
+    # and the forward problem behind a backward test question ("x + 55 = 96" -> 41 + 55 = 96) is no train problem
+    trained = {signature(e) for e in train}
+    forwards = [(e, Example(e.id, e.skill, left.replace("x", e.answer), result)) for e in test
+                if e.skill.endswith("/backward")
+                for left, result in [e.question.removesuffix(". What is x?").split(" = ")]]
+    crossed = [e.question for e, forward in forwards if signature(forward) in trained]
+    assert len(forwards) == len(SEEDS) * 6 * datasets[0].n_test and not crossed, crossed[:4]
+    for ds in datasets:
+        assert not repeats(sum(every_split([ds]), [])), repeats(sum(every_split([ds]), []))[:4]
+
+
 def shared_rows() -> list[dict]:
     """Three skills that share questions, written with other spacing and case in the second and third."""
     rows = []

@@ -1,11 +1,14 @@
-"""The paper's synthetic arithmetic set: 6 operations x 4 surface formats = 24 skills, every answer re-evaluated.
+"""The paper's synthetic arithmetic set: 6 operations x 4 surface formats = 24 skills, every answer re-evaluated; a
+fifth, opt-in surface format `backward` (FOBAR: "x + 55 = 96. What is x?") turns the problem around.
 
     from ntkeval.data.arith import ArithDataset
     ds = ArithDataset(seed=0); ds.test("add/word")[0]   # Example(id="add/word/test/0", ...)
 
 Each question is drawn from a canonical expression such as "(12+7)*3". A stable hash of the numbers it shows (not the
 seed, the skill, their order or the format) puts it in the train or the test bucket, so no test problem ever appears,
-in any order or surface, in any train set of any skill: (12+7)*3 and (7+12)*3 always fall on one side.
+in any order or surface, in any train set of any skill: (12+7)*3 and (7+12)*3 always fall on one side. A backward
+question needs both its forward problem and the numbers it shows ("x+55=96": 55 and 96, as 96-55 shows) in its
+bucket, so neither direction of a test problem is ever trained on.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ntkeval.data.answer_kinds import equivalent
+from ntkeval.data.arith_solutions import ArithSolutions, inverted, leaf_count, masked_text, text_of, tree_of
 from ntkeval.data.base import Example, SkillGroups, groups_by_axis
 from ntkeval.data.selection import select_skills
 from ntkeval.errors import UserError, choices_error
 
 OPS = ("add", "sub", "mul", "div", "ops", "cplex")
-FORMATS = ("question", "instruction", "symbol", "word")
+FORMATS = ("question", "instruction", "symbol", "word")  # the default formats (dataset.formats), the paper's four
+ALL_FORMATS = (*FORMATS, "backward")  # backward: opt-in, so default skill lists, keys and numbers stay as they were
 SKILLS = tuple(f"{op}/{fmt}" for op in OPS for fmt in FORMATS)  # ops-major: the order of kernel rows and columns
 VERSION = 2          # bump whenever a change alters the generated questions; it is part of identity()
 TEST_BUCKETS = 4     # 1 in TEST_BUCKETS number sets is reserved for test
@@ -186,34 +191,56 @@ def _render(fmt: str, expression: str, shape: _Shape, values: dict, rng: random.
     return story.format(name=rng.choice(NAMES), things=rng.choice(THINGS), **values)
 
 
-class ArithDataset:
-    """Seeded, cached generator of the 24 arithmetic skills; same arguments give the same questions in any process."""
+def _backward(expression: str, rng: random.Random) -> tuple[str, str, str, int]:
+    """A backward question of a forward expression: (its text, the numbers it shows, the expression that solves it,
+    the masked number); one number, drawn at random, is masked."""
+    tree, result = tree_of(expression), evaluate(expression)
+    masked = rng.randrange(leaf_count(tree))
+    shown = f"{masked_text(expression, masked)} = {result}"
+    return f"{shown}. What is x?", shown, text_of(inverted(tree, masked, result)), \
+        int(re.findall(r"\d+", expression)[masked])
+
+
+class ArithDataset(ArithSolutions):
+    """Seeded, cached generator of the arithmetic skills (6 operations x the chosen formats, 24 by default); same
+    arguments give the same questions in any process. Worked solutions come from ArithSolutions."""
 
     name = "arith"
 
-    def __init__(self, seed: int = 0, n_train: int = 32, n_test: int = 20, max_operand: int = 99):
+    def __init__(self, seed: int = 0, n_train: int = 32, n_test: int = 20, max_operand: int = 99,
+                 formats: Iterable[str] = FORMATS):
         for what, value, low in (("n_train", n_train, 0), ("n_test", n_test, 0), ("max_operand", max_operand, 2)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise UserError(f"arith: {what} must be an integer >= {low}, got {value!r}")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise UserError(f"arith: seed must be an integer, got {seed!r}")
+        formats = tuple(formats)
+        for fmt in formats:
+            if fmt not in ALL_FORMATS:
+                raise choices_error("arith format (dataset.formats)", fmt, ALL_FORMATS)
+        if not formats or len(set(formats)) != len(formats):
+            raise UserError(f"arith: formats={list(formats)!r} is invalid; expected distinct formats among "
+                            f"{', '.join(ALL_FORMATS)}, e.g. [{', '.join(ALL_FORMATS)}]")
         self.seed, self.n_train, self.n_test, self.max_operand = seed, n_train, n_test, max_operand
+        self.formats = formats
+        self._skills = tuple(f"{op}/{fmt}" for op in OPS for fmt in formats)
         self._ranges = _Ranges.of(max_operand)
         self._cache: dict[tuple[str, str], tuple[tuple[Example, str], ...]] = {}
 
     def skills(self) -> list[str]:
-        return list(SKILLS)
+        return list(self._skills)
 
     def resolve(self, spec: str | Iterable[str]) -> list[str]:
         """Skills named by 'all', an operation, a format, a skill, or any collection of these; canonical order."""
-        groups = {**{op: [s for s in SKILLS if s.startswith(f"{op}/")] for op in OPS},
-                  **{fmt: [s for s in SKILLS if s.endswith(f"/{fmt}")] for fmt in FORMATS}}
-        return select_skills(spec, list(SKILLS), groups)
+        skills = list(self._skills)
+        groups = {**{op: [s for s in skills if s.startswith(f"{op}/")] for op in OPS},
+                  **{fmt: [s for s in skills if s.endswith(f"/{fmt}")] for fmt in self.formats}}
+        return select_skills(spec, skills, groups)
 
     def skill_groups(self) -> SkillGroups:
         """Operation (deep: what is computed) and format (surface: how the question is written)."""
         return SkillGroups(("operation", "format"), deep="operation", surface="format", of_skill=groups_by_axis(
-            SKILLS, {"operation": lambda s: s.split("/")[0], "format": lambda s: s.split("/")[1]}))
+            self._skills, {"operation": lambda s: s.split("/")[0], "format": lambda s: s.split("/")[1]}))
 
     def train(self, skill: str) -> list[Example]:
         return [example for example, _ in self._generated(skill, "train")]
@@ -231,6 +258,9 @@ class ArithDataset:
         if not (0 <= index < len(pairs)) or pairs[index][0] != example:
             raise UserError(f"arith: {example.id!r} is not an example of this data set")
         return pairs[index][1]
+
+    def is_backward(self, example: Example) -> bool:
+        return example.skill.endswith("/backward")
 
     def answer_kind(self, example: Example) -> str:
         return "integer"
@@ -254,12 +284,14 @@ class ArithDataset:
         return f"{sign}{pick + 1 if pick >= correct else pick}"
 
     def identity(self) -> dict:
-        return {"name": self.name, "seed": self.seed, "n_train": self.n_train, "n_test": self.n_test,
-                "max_operand": self.max_operand, "version": VERSION}
+        identity = {"name": self.name, "seed": self.seed, "n_train": self.n_train, "n_test": self.n_test,
+                    "max_operand": self.max_operand, "version": VERSION}
+        # only when not the default four, so every key made before backward existed keeps its value
+        return identity if self.formats == FORMATS else {**identity, "formats": list(self.formats)}
 
     def _generated(self, skill: str, split: str) -> tuple[tuple[Example, str], ...]:
-        if skill not in SKILLS:
-            raise choices_error("skill", skill, SKILLS)
+        if skill not in self._skills:
+            raise choices_error("skill", skill, self._skills)
         if (skill, split) not in self._cache:
             self._cache[skill, split] = self._generate(skill, split)
         return self._cache[skill, split]
@@ -283,10 +315,17 @@ class ArithDataset:
                 continue
             answer = evaluate(expression)
             problem = f"{split_key(expression)}={answer}"  # (a+b)*c and (b+a)*c are one problem: a split holds it once
+            if fmt == "backward":
+                if abs(answer) >= MAX_MAGNITUDE:
+                    continue
+                text, shown, expression, answer = _backward(expression, rng)
+                if split_of(shown) != split:  # its numbers as another operation shows them (96-55) share its side
+                    continue
+                problem = f"{split_key(shown)}={answer}"
             if problem in seen or abs(answer) >= MAX_MAGNITUDE:
                 continue
             seen.add(problem)
-            text = _render(fmt, expression, shape, values, rng)
+            text = text if fmt == "backward" else _render(fmt, expression, shape, values, rng)
             out.append((Example(f"{skill}/{split}/{len(out)}", skill, text, str(answer)), expression))
         if len(out) < wanted:
             raise UserError(f"arith: only {len(out)} distinct {split} problems for {skill!r} with "
