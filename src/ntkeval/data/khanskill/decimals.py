@@ -6,6 +6,7 @@ import random
 from decimal import Decimal
 
 from ntkeval.data.khanskill.core import NAMES, Problem, SkillBank, decimal_text, money, problem
+from ntkeval.data.khanskill.work import compare_program, step, worked
 
 bank = SkillBank()
 DEC = "decimals"
@@ -28,7 +29,8 @@ def _pair_key(a: Decimal, b: Decimal, op: str) -> str:
 def add_decimals(rng: random.Random) -> Problem | None:
     a, b = (decimal_number(rng, 11, 9999, rng.choice((1, 2))) for _ in range(2))
     text = rng.choice(("What is {a} + {b}?", "Add {a} and {b}."))
-    return problem(text.format(a=a, b=b), decimal_text(a + b), key=_pair_key(a, b, "+"), a=a, b=b)
+    return problem(text.format(a=a, b=b), decimal_text(a + b), key=_pair_key(a, b, "+"), a=a, b=b,
+                   work=worked(step(f"{a} + {b}", a + b)))
 
 
 @bank.skill(DEC, "subtract-decimals", "Subtract decimals", 5, "decimal")
@@ -37,19 +39,20 @@ def subtract_decimals(rng: random.Random) -> Problem | None:
     if a <= b:
         return None
     text = rng.choice(("What is {a} - {b}?", "Subtract {b} from {a}."))
-    return problem(text.format(a=a, b=b), decimal_text(a - b), a=a, b=b)
+    return problem(text.format(a=a, b=b), decimal_text(a - b), a=a, b=b, work=worked(step(f"{a} - {b}", a - b)))
 
 
 @bank.skill(DEC, "multiply-decimal-by-whole", "Multiply a decimal by a whole number", 5, "decimal")
 def multiply_decimal_by_whole(rng: random.Random) -> Problem | None:
     a, b = decimal_number(rng, 11, 999, rng.choice((1, 2))), rng.randint(2, 9)
-    return problem(f"What is {a} × {b}?", decimal_text(a * b), a=a, b=b)
+    return problem(f"What is {a} × {b}?", decimal_text(a * b), a=a, b=b, work=worked(step(f"{a} * {b}", a * b)))
 
 
 @bank.skill(DEC, "multiply-decimals", "Multiply decimals", 6, "decimal")
 def multiply_decimals(rng: random.Random) -> Problem | None:
     a, b = decimal_number(rng, 2, 99, 1), decimal_number(rng, 2, 99, rng.choice((1, 2)))
-    return problem(f"What is {a} × {b}?", decimal_text(a * b), key=_pair_key(a, b, "*"), a=a, b=b)
+    return problem(f"What is {a} × {b}?", decimal_text(a * b), key=_pair_key(a, b, "*"), a=a, b=b,
+                   work=worked(step(f"{a} * {b}", a * b)))
 
 
 @bank.skill(DEC, "divide-decimal-by-whole", "Divide a decimal by a whole number", 6, "decimal")
@@ -58,15 +61,18 @@ def divide_decimal_by_whole(rng: random.Random) -> Problem | None:
     n = quotient * divisor
     if n == n.to_integral_value():
         return None  # a whole dividend is another skill
-    return problem(f"What is {decimal_text(n)} ÷ {divisor}?", decimal_text(quotient), n=n, d=divisor)
+    return problem(f"What is {decimal_text(n)} ÷ {divisor}?", decimal_text(quotient), n=n, d=divisor,
+                   work=worked(step(f"{decimal_text(n)} / {divisor}", quotient)))
 
 
 @bank.skill(DEC, "multiply-by-power-of-ten", "Multiply and divide by 10, 100 and 1000", 5, "decimal")
 def multiply_by_power_of_ten(rng: random.Random) -> Problem | None:
     a, power = decimal_number(rng, 11, 9999, rng.choice((1, 2, 3))), 10 ** rng.randint(1, 3)
     if rng.random() < 0.5:
-        return problem(f"What is {a} × {power}?", decimal_text(a * power), a=a, p=power, _op="*")
-    return problem(f"What is {a} ÷ {power}?", decimal_text(a / power), a=a, p=power, _op="/")
+        return problem(f"What is {a} × {power}?", decimal_text(a * power), a=a, p=power, _op="*",
+                       work=worked(step(f"{a} * {power}", a * power)))
+    return problem(f"What is {a} ÷ {power}?", decimal_text(a / power), a=a, p=power, _op="/",
+                   work=worked(step(f"{a} / {power}", a / power)))
 
 
 @bank.skill(DEC, "compare-decimals", "Compare decimals", 4, "text", ("<", ">", "="))
@@ -79,8 +85,10 @@ def compare_decimals(rng: random.Random) -> Problem | None:
         if b == a or str(a)[:3] != str(b)[:3] and rng.random() < 0.7:
             return None
     answer = "<" if a < b else ">" if a > b else "="
+    work = worked(step(f"{a} - {b}", a - b, "The difference tells the order:"), step(f"{a} {answer} {b}", answer),
+                  program=compare_program(str(a), str(b)), computational=False)
     return problem(f"Which symbol goes in the blank: {a} _ {b}? Answer <, >, or =.", answer,
-                   key=f"{a}_{b}", a=a, b=b)
+                   key=f"{a}_{b}", a=a, b=b, work=work)
 
 
 @bank.skill(DEC, "money-total", "Total cost of several items", 4, "decimal")
@@ -89,4 +97,5 @@ def money_total(rng: random.Random) -> Problem | None:
     name, (one, many) = rng.choice(NAMES), rng.choice(GOODS)
     text = rng.choice((f"{name} buys {count} {many} at ${price:.2f} each. How much does {name} spend, in dollars?",
                        f"One {one} costs ${price:.2f}. How many dollars do {count} {many} cost?"))
-    return problem(text, money(count * price), count=count, price=price)
+    return problem(text, money(count * price), count=count, price=price,
+                   work=worked(step(f"{count} * {price:.2f}", money(count * price))))

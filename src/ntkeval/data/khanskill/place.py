@@ -6,6 +6,7 @@ import random
 from decimal import ROUND_HALF_UP, Decimal
 
 from ntkeval.data.khanskill.core import NAMES, Problem, SkillBank, money, problem
+from ntkeval.data.khanskill.work import step, worked
 
 bank = SkillBank()
 PLACE, TIME = "place-value", "time-money"
@@ -31,8 +32,9 @@ def digit_value(rng: random.Random) -> Problem | None:
     if (drawn := _unique_digit(rng)) is None:
         return None
     n, digit, place = drawn
+    work = worked(step(f"{digit} * 10 ** {place}", digit * 10**place, f"The {digit} is in the {PLACES[place]} place:"))
     return problem(f"What is the value of the digit {digit} in {n:,}?", str(digit * 10**place),
-                   key=f"{n}:{digit}", n=n, digit=digit)
+                   key=f"{n}:{digit}", n=n, digit=digit, work=work)
 
 
 @bank.skill(PLACE, "place-of-digit", "Name the place of a digit", 4, "text", PLACES)
@@ -41,7 +43,10 @@ def place_of_digit(rng: random.Random) -> Problem | None:
         return None
     n, digit, place = drawn
     text = rng.choice(("In {n:,}, which place is the digit {d} in?", "Which place is the {d} in, in the number {n:,}?"))
-    return problem(text.format(n=n, d=digit), PLACES[place], key=f"{n}:{digit}", n=n, digit=digit)
+    program = f"places = {PLACES!r}\ndigits = str({n})\nprint(places[len(digits) - 1 - digits.index('{digit}')])\n"
+    work = worked(step(f"{n} // 10 ** {place} % 10", digit, "Counting places from the ones:"),
+                  step(f"10 ** {place}", PLACES[place], "The place worth"), program=program, computational=False)
+    return problem(text.format(n=n, d=digit), PLACES[place], key=f"{n}:{digit}", n=n, digit=digit, work=work)
 
 
 @bank.skill(PLACE, "round-whole-numbers", "Round whole numbers to the nearest 10, 100 or 1000", 4, "integer")
@@ -51,7 +56,8 @@ def round_whole_numbers(rng: random.Random) -> Problem | None:
     if n < unit or n % unit == 0:
         return None  # nothing to round
     rounded = (n + unit // 2) // unit * unit  # half up, the school convention
-    return problem(f"Round {n:,} to the nearest {word}.", str(rounded), n=n, place=word)
+    work = worked(step(f"({n} + {unit // 2}) // {unit} * {unit}", rounded, "Add half the unit and cut off:"))
+    return problem(f"Round {n:,} to the nearest {word}.", str(rounded), n=n, place=word, work=work)
 
 
 @bank.skill(PLACE, "round-decimals", "Round decimals to the nearest tenth or hundredth", 5, "decimal")
@@ -61,7 +67,10 @@ def round_decimals(rng: random.Random) -> Problem | None:
     if x.as_tuple().exponent > -3:
         return None  # fewer than three decimals: rounding would be trivial or nothing
     rounded = x.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-    return problem(f"Round {x} to the nearest {word}.", f"{rounded:f}", x=x, place=word)
+    shifted = x * 10**places + Decimal("0.5")
+    work = worked(step(f"{x} * {10**places} + 0.5", shifted, "Shift the digits and add a half:"),
+                  step(f"{shifted} // 1 / {10**places}", f"{rounded:f}", "Cut off and shift back:"))
+    return problem(f"Round {x} to the nearest {word}.", f"{rounded:f}", x=x, place=word, work=work)
 
 
 @bank.skill(PLACE, "expanded-form", "Write a number from its expanded form", 2, "integer")
@@ -72,7 +81,8 @@ def expanded_form(rng: random.Random) -> Problem | None:
     if len(parts) < 2:
         return None
     text = rng.choice(("What number is {e}?", "Write {e} as a single number."))
-    return problem(text.format(e=" + ".join(map(str, parts))), str(n), key=str(n), parts=parts)
+    return problem(text.format(e=" + ".join(map(str, parts))), str(n), key=str(n), parts=parts,
+                   work=worked(step(" + ".join(map(str, parts)), n)))
 
 
 def number_words(n: int) -> str:
@@ -96,7 +106,9 @@ def number_from_words(rng: random.Random) -> Problem | None:
     n = rng.randint(1000, 999_999)
     if rng.random() < 0.5:  # numbers with inner zeros are the ones learners misread
         n -= n % 1000 // 10 * 10
-    return problem(f"Write {number_words(n)} as a number.", str(n), key=str(n), words=number_words(n))
+    thousands, rest = divmod(n, 1000)
+    work = worked(step(f"{thousands} * 1000 + {rest}", n, f"{thousands} thousand and {rest}:"))
+    return problem(f"Write {number_words(n)} as a number.", str(n), key=str(n), words=number_words(n), work=work)
 
 
 def _clock(minutes: int) -> str:
@@ -110,7 +122,11 @@ def elapsed_time(rng: random.Random) -> Problem | None:
     length = rng.randrange(15, 241, 5)
     what = rng.choice(("A movie", "A soccer game", "A school trip", "A piano lesson", "A bike ride"))
     text = f"{what} starts at {_clock(start)} and ends at {_clock(start + length)}. How many minutes does it last?"
-    return problem(text, str(length), start=_clock(start), end=_clock(start + length))
+    (start_h, start_m), (end_h, end_m) = divmod(start, 60), divmod(start + length, 60)
+    work = worked(step(f"{start_h} * 60 + {start_m}", start, "Start, in minutes after midnight:"),
+                  step(f"{end_h} * 60 + {end_m}", start + length, "End, in minutes after midnight:"),
+                  step(f"{start + length} - {start}", length))
+    return problem(text, str(length), start=_clock(start), end=_clock(start + length), work=work)
 
 
 @bank.skill(TIME, "count-coins", "Count coins", 2, "integer")
@@ -122,7 +138,10 @@ def count_coins(rng: random.Random) -> Problem | None:
         return None
     text = f"How many cents are {', '.join(named[:-1])} and {named[-1]} worth?"
     shown_counts = {f"{coin}s".replace("pennys", "pennies"): k for k, coin in counts if k}  # a 0 is not written
-    return problem(text, str(25 * q + 10 * d + 5 * n + p), **shown_counts)
+    parts = [(k, cents) for k, cents in ((q, 25), (d, 10), (n, 5), (p, 1)) if k]
+    work = worked(*(step(f"{k} * {cents}", k * cents) for k, cents in parts),
+                  step(" + ".join(str(k * cents) for k, cents in parts), 25 * q + 10 * d + 5 * n + p))
+    return problem(text, str(25 * q + 10 * d + 5 * n + p), **shown_counts, work=work)
 
 
 @bank.skill(TIME, "make-change", "Make change from a bill", 3, "decimal")
@@ -133,4 +152,5 @@ def make_change(rng: random.Random) -> Problem | None:
     name, item = rng.choice(NAMES), rng.choice(ITEMS)
     text = (f"{name} buys a {item} for ${price:.2f} and pays with a ${bill} bill. "
             f"How much change does {name} get, in dollars?")
-    return problem(text, money(Decimal(bill) - price), price=price, bill=bill)
+    work = worked(step(f"{bill} - {price:.2f}", money(Decimal(bill) - price)))
+    return problem(text, money(Decimal(bill) - price), price=price, bill=bill, work=work)
