@@ -24,8 +24,9 @@ from ntkeval.prompts import PromptFormat
 from ntkeval.scorers import reading as reading_module
 from ntkeval.scorers import sample_stages
 from ntkeval.scorers.base import Role, Roles
-from ntkeval.scorers.majority import MajorityScorer
+from ntkeval.scorers.majority import MajorityScorer, majority_correct
 from ntkeval.scorers.ntk import NtkScorer
+from ntkeval.scorers.process import ProcessScorer
 from ntkeval.scorers.reading import ProgramLimits, answers
 from ntkeval.scorers.sampled import SampledScorer
 
@@ -268,7 +269,6 @@ def test_majority_k_is_checked_against_n():
 
 
 def test_equal_answers_vote_together():
-    from ntkeval.scorers.majority import majority_correct
     completions = [{"answer": a, "correct": int(a in ("0.5", "1/2"))} for a in ("0.5", "1/2", "0.3", "0.3", None)]
     # 0.5 and 1/2 are one group of 2 against 0.3 x 2, one abstains: maj@5 is a tie -> 1/2
     assert majority_correct(completions, "decimal", 5) == Fraction(1, 2)
@@ -285,3 +285,34 @@ def test_sampled_then_majority_computes_no_new_samples():
     again = View(scripts(control, learner), store=store)
     MajorityScorer(n=4, k=[1, 3]).compare(again)
     assert again.computed == [] and again.calls == []
+
+
+# ---- process -----------------------------------------------------------------------------------------------------
+RIGHT_7, LUCKY_7, WRONG_8, BARE_7 = ("3 + 4 = 7\nThe answer is 7.", "3 + 4 = 8\nThe answer is 7.",
+                                     "3 + 4 = 8\nThe answer is 8.", "The answer is 7.")
+RIGHT_9 = "5 + 4 = 9\nThe answer is 9."
+
+
+def test_process_counts_completions_right_for_the_right_reasons():
+    # control on 3+4: right, lucky (wrong step, right answer), wrong, no steps -> process 1/4, accuracy 3/4,
+    # steps right 1/4; on 5+4 all right. Learner all right.
+    control = {"What is 3+4?": [RIGHT_7, LUCKY_7, WRONG_8, BARE_7], "What is 5+4?": [RIGHT_9]}
+    learner = {"What is 3+4?": [RIGHT_7], "What is 5+4?": [RIGHT_9]}
+    row, questions = ProcessScorer(n=4).compare(View(scripts(control, learner), fmt=Cot()))
+    assert row["p_control"] == pytest.approx((1 / 4 + 1) / 2) and row["p_learner"] == 1.0
+    assert row["acc_control"] == pytest.approx((3 / 4 + 1) / 2)
+    assert row["steps_right_control"] == pytest.approx((1 / 4 + 1) / 2)
+    assert row["delta"] == pytest.approx(1 - 5 / 8) and row["ci_low"] <= row["delta"] <= row["ci_high"]
+    assert questions[0]["p_control"] == 0.25 and questions[0]["acc_control"] == 0.75 and questions[0]["delta"] == 0.75
+
+
+def test_process_refuses_direct_a_data_set_without_checks_and_unchecked_questions():
+    scorer = ProcessScorer(n=2)
+    with pytest.raises(UserError, match="format=direct writes none; valid: format=cot"):
+        scorer.bind_format(None)
+    with pytest.raises(UserError, match="dataset=plain has none; valid"):
+        scorer.validate_data(type("Plain", (), {"name": "plain"})())
+    nocheck = Example("nocheck/test/0", "nocheck", "What is 3+4?", "7")
+    view = View(scripts({"What is 3+4?": [RIGHT_7]}, {"What is 3+4?": [RIGHT_7]}), fmt=Cot(), examples=(nocheck,))
+    with pytest.raises(UserError, match="cannot check the steps of question 'nocheck/test/0'"):
+        scorer.compare(view)
