@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import random
-from math import gcd, lcm
+from fractions import Fraction
+from math import gcd, isqrt, lcm
 
-from ntkeval.data.khanskill.core import NAMES, Problem, SkillBank, nonzero, problem
+from ntkeval.data.khanskill import work as w
+from ntkeval.data.khanskill.core import NAMES, Problem, SkillBank, nonzero, problem, signed
 
 bank = SkillBank()
 FM, SEQ = "factors-multiples", "sequences"
@@ -20,6 +22,36 @@ def factors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
+def prime_powers(n: int) -> list[tuple[int, int]]:
+    """The prime factorization of n > 1 as (prime, exponent) pairs, smallest prime first."""
+    out, p = [], 2
+    while n > 1:
+        e = 0
+        while n % p == 0:
+            n, e = n // p, e + 1
+        if e:
+            out.append((p, e))
+        p += 1
+    return out
+
+
+def _power_text(p: int, e: int) -> str:
+    return f"{p} ** {e}" if e > 1 else str(p)
+
+
+def _gcf_work(a: int, b: int) -> w.Work:
+    """Euclid's algorithm: remainders until one is 0; the last divisor is the GCF."""
+    steps, x, y = [], a, b
+    while y:
+        steps.append(w.step(f"{x} % {y}", x % y))
+        x, y = y, x % y
+    return w.worked(*steps, w.step(f"gcd({a}, {b})", gcd(a, b), "The last nonzero remainder:"))
+
+
+def _lcm_work(a: int, b: int) -> w.Work:
+    return w.worked(w.step(f"gcd({a}, {b})", gcd(a, b)), w.step(f"{a} * {b} // {gcd(a, b)}", lcm(a, b)))
+
+
 def _common_factor_pair(rng: random.Random) -> tuple[int, int]:
     g, x, y = rng.randint(2, 15), rng.randint(1, 12), rng.randint(1, 12)
     return g * x, g * y
@@ -31,7 +63,8 @@ def greatest_common_factor(rng: random.Random) -> Problem | None:
     if a == b:
         return None
     text = rng.choice(("What is the greatest common factor of {a} and {b}?", "Find the GCF of {a} and {b}."))
-    return problem(text.format(a=a, b=b), str(gcd(a, b)), key=f"{min(a, b)},{max(a, b)}", a=a, b=b)
+    return problem(text.format(a=a, b=b), str(gcd(a, b)), key=f"{min(a, b)},{max(a, b)}", a=a, b=b,
+                   work=_gcf_work(a, b))
 
 
 @bank.skill(FM, "least-common-multiple", "Least common multiple", 6, "integer")
@@ -40,7 +73,8 @@ def least_common_multiple(rng: random.Random) -> Problem | None:
     if a == b:
         return None
     text = rng.choice(("What is the least common multiple of {a} and {b}?", "Find the LCM of {a} and {b}."))
-    return problem(text.format(a=a, b=b), str(lcm(a, b)), key=f"{min(a, b)},{max(a, b)}", a=a, b=b)
+    return problem(text.format(a=a, b=b), str(lcm(a, b)), key=f"{min(a, b)},{max(a, b)}", a=a, b=b,
+                   work=_lcm_work(a, b))
 
 
 @bank.skill(FM, "is-prime", "Recognise prime numbers", 4, "text", YES_NO)
@@ -50,13 +84,22 @@ def prime_or_not(rng: random.Random) -> Problem | None:
     if is_prime(n) != want_prime or (not want_prime and (n % 2 == 0 or n % 5 == 0) and rng.random() < 0.8):
         return None
     text = rng.choice(("Is {n} a prime number? Answer yes or no.", "Is {n} prime? Answer yes or no."))
-    return problem(text.format(n=n), "yes" if want_prime else "no", n=n)
+    answer, root = "yes" if want_prime else "no", isqrt(n)
+    divisor = [] if want_prime else [w.step(f"{n} % {prime_powers(n)[0][0]}", 0, f"{prime_powers(n)[0][0]} divides {n}:")]
+    work = w.worked(w.step(f"isqrt({n})", root, "Divisors to try go up to"), *divisor,
+                    w.step(f"all({n} % p for p in range(2, {root + 1}))", answer, "No divisor leaves 0:"),
+                    program=f'n = {n}\nprint("yes" if all(n % p for p in range(2, int(n ** 0.5) + 1)) else "no")\n',
+                    computational=False)
+    return problem(text.format(n=n), answer, n=n, work=work)
 
 
 @bank.skill(FM, "count-factors", "Count the factors of a number", 5, "integer")
 def count_factors(rng: random.Random) -> Problem | None:
     n = rng.randint(6, 240)
-    return problem(f"How many factors does {n} have?", str(len(factors(n))), n=n)
+    powers = prime_powers(n)
+    work = w.worked(w.step(" * ".join(_power_text(p, e) for p, e in powers), n, "Prime factorization:"),
+                    w.step(" * ".join(f"({e} + 1)" for _, e in powers), len(factors(n)), "Each exponent plus one:"))
+    return problem(f"How many factors does {n} have?", str(len(factors(n))), n=n, work=work)
 
 
 @bank.skill(FM, "largest-prime-factor", "Largest prime factor", 6, "integer")
@@ -65,7 +108,10 @@ def largest_prime_factor(rng: random.Random) -> Problem | None:
     if is_prime(n):
         return None
     largest = max(p for p in factors(n) if is_prime(p))
-    return problem(f"What is the largest prime factor of {n}?", str(largest), n=n)
+    powers = prime_powers(n)
+    work = w.worked(w.step(" * ".join(_power_text(p, e) for p, e in powers), n, "Prime factorization:"),
+                    w.step(f"max({', '.join(str(p) for p, _ in powers)})", largest))
+    return problem(f"What is the largest prime factor of {n}?", str(largest), n=n, work=work)
 
 
 @bank.skill(FM, "divisibility", "Divisibility rules", 4, "text", YES_NO)
@@ -76,7 +122,10 @@ def divisibility(rng: random.Random) -> Problem | None:
         return None  # keep yes and no equally common
     text = rng.choice(("Is {n} divisible by {d}? Answer yes or no.", "Can {n} be divided by {d} with no remainder? "
                        "Answer yes or no."))
-    return problem(text.format(n=n, d=d), "yes" if n % d == 0 else "no", n=n, d=d)
+    answer = "yes" if n % d == 0 else "no"
+    work = w.worked(w.step(f"{n} % {d}", n % d, "Remainder:"), w.step(f"{n} % {d} == 0", answer),
+                    program=f'print("yes" if {n} % {d} == 0 else "no")\n', computational=False)
+    return problem(text.format(n=n, d=d), answer, n=n, d=d, work=work)
 
 
 @bank.skill(FM, "gcf-word-problem", "Greatest common factor word problems", 6, "integer")
@@ -88,7 +137,7 @@ def gcf_word_problem(rng: random.Random) -> Problem | None:
     text = (f"{name} has {a} red beads and {b} blue beads and puts them all into bags, with the same number of "
             f"red beads and the same number of blue beads in every bag. What is the greatest number of bags "
             f"{name} can fill?")
-    return problem(text, str(gcd(a, b)), a=a, b=b)
+    return problem(text, str(gcd(a, b)), a=a, b=b, work=_gcf_work(a, b))
 
 
 @bank.skill(FM, "lcm-word-problem", "Least common multiple word problems", 6, "integer")
@@ -98,7 +147,7 @@ def lcm_word_problem(rng: random.Random) -> Problem | None:
         return None
     text = (f"A red light flashes every {a} seconds and a blue light flashes every {b} seconds. They have just "
             "flashed together. In how many seconds will they next flash together?")
-    return problem(text, str(lcm(a, b)), a=a, b=b)
+    return problem(text, str(lcm(a, b)), a=a, b=b, work=_lcm_work(a, b))
 
 
 def ordinal(n: int) -> str:
@@ -111,7 +160,9 @@ def arithmetic_next_term(rng: random.Random) -> Problem | None:
     start, step = rng.randint(-20, 60), nonzero(rng, -12, 15)
     terms = tuple(start + i * step for i in range(4))
     text = rng.choice(("What is the next number in the pattern {t}, ...?", "What number comes next: {t}, ...?"))
-    return problem(text.format(t=", ".join(map(str, terms))), str(start + 4 * step), terms=terms)
+    work = w.worked(w.step(f"{terms[1]} - {signed(terms[0])}", step, "Common difference:"),
+                    w.step(f"{terms[3]} + {signed(step)}", start + 4 * step))
+    return problem(text.format(t=", ".join(map(str, terms))), str(start + 4 * step), terms=terms, work=work)
 
 
 @bank.skill(SEQ, "arithmetic-nth-term", "Find a term of an arithmetic sequence", 8, "integer")
@@ -119,7 +170,9 @@ def arithmetic_nth_term(rng: random.Random) -> Problem | None:
     start, step, n = rng.randint(-20, 30), nonzero(rng, -9, 12), rng.randint(8, 60)
     terms = tuple(start + i * step for i in range(4))
     text = f"An arithmetic sequence begins {', '.join(map(str, terms))}, ... What is its {ordinal(n)} term?"
-    return problem(text, str(start + (n - 1) * step), terms=terms, n=n)
+    work = w.worked(w.step(f"{terms[1]} - {signed(terms[0])}", step, "Common difference:"),
+                    w.step(f"{start} + ({n} - 1) * {signed(step)}", start + (n - 1) * step))
+    return problem(text, str(start + (n - 1) * step), terms=terms, n=n, work=work)
 
 
 @bank.skill(SEQ, "geometric-next-term", "Continue a geometric pattern", 8, "integer")
@@ -132,5 +185,8 @@ def geometric_next_term(rng: random.Random) -> Problem | None:
         start, ratio = rng.randint(1, 20), rng.choice((2, 3, 4, 5, -2, -3))
         terms = tuple(start * ratio**i for i in range(4))
         next_term = terms[-1] * ratio
+    ratio = Fraction(terms[1], terms[0])
+    work = w.worked(w.step(f"{terms[1]} / {terms[0]}", ratio, "Common ratio:"),
+                    w.step(f"{terms[3]} * {signed(ratio)}", next_term))
     return problem(f"What is the next number in the pattern {', '.join(map(str, terms))}, ...?", str(next_term),
-                   terms=terms)
+                   terms=terms, work=work)

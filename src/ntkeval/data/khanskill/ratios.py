@@ -8,6 +8,7 @@ from fractions import Fraction
 from math import gcd
 
 from ntkeval.data.khanskill.core import NAMES, Problem, SkillBank, decimal_text, money, problem, shown
+from ntkeval.data.khanskill.work import step, worked
 
 bank = SkillBank()
 RAT, PCT = "ratios-rates", "percents"
@@ -31,7 +32,11 @@ def simplify_ratio(rng: random.Random) -> Problem | None:
         return None
     factor = rng.randint(2, 12)
     a, b = pair[0] * factor, pair[1] * factor
-    return problem(f"Write the ratio {a}:{b} in simplest form.", f"{a // gcd(a, b)}:{b // gcd(a, b)}", a=a, b=b)
+    g, answer = gcd(a, b), f"{a // gcd(a, b)}:{b // gcd(a, b)}"
+    program = f'from math import gcd\ng = gcd({a}, {b})\nprint(f"{{{a} // g}}:{{{b} // g}}")\n'
+    work = worked(step(f"gcd({a}, {b})", g, "Greatest common factor:"), step(f"({a} // {g}, {b} // {g})", answer),
+                  program=program)
+    return problem(f"Write the ratio {a}:{b} in simplest form.", answer, a=a, b=b, work=work)
 
 
 @bank.skill(RAT, "ratio-missing-term", "Find the missing term of equivalent ratios", 6, "integer")
@@ -40,10 +45,12 @@ def ratio_missing_term(rng: random.Random) -> Problem | None:
         return None
     (p, q), factor = pair, rng.randint(2, 12)
     if rng.random() < 0.5:
+        work = worked(step(f"{p * factor} / {p}", factor, "Scale factor:"), step(f"{q} * {factor}", q * factor))
         return problem(f"What number goes in the blank: {p}:{q} = {p * factor}:_?", str(q * factor),
-                       p=p, q=q, first=p * factor, _blank="second")
+                       p=p, q=q, first=p * factor, _blank="second", work=work)
+    work = worked(step(f"{q * factor} / {q}", factor, "Scale factor:"), step(f"{p} * {factor}", p * factor))
     return problem(f"What number goes in the blank: {p}:{q} = _:{q * factor}?", str(p * factor),
-                   p=p, q=q, second=q * factor, _blank="first")
+                   p=p, q=q, second=q * factor, _blank="first", work=work)
 
 
 @bank.skill(RAT, "unit-rate", "Find a unit rate", 6, "integer")
@@ -51,7 +58,7 @@ def unit_rate(rng: random.Random) -> Problem | None:
     rate, count = rng.randint(12, 90), rng.randint(2, 9)
     given, asked = rng.choice(RATES)
     text = f"{given} {asked}".format(total=rate * count, count=count, name=rng.choice(NAMES))
-    return problem(text, str(rate), total=rate * count, count=count)
+    return problem(text, str(rate), total=rate * count, count=count, work=worked(step(f"{rate * count} / {count}", rate)))
 
 
 @bank.skill(RAT, "unit-price", "Find the price of one item", 6, "decimal")
@@ -59,7 +66,8 @@ def unit_price(rng: random.Random) -> Problem | None:
     price, count = Decimal(rng.randint(25, 999)) / 100, rng.randint(2, 12)
     one, many = rng.choice(GOODS)
     text = f"{count} {many} cost ${count * price:.2f}. How much does one {one} cost, in dollars?"
-    return problem(text, money(price), count=count, total=count * price)
+    return problem(text, money(price), count=count, total=count * price,
+                   work=worked(step(f"{count * price:.2f} / {count}", money(price))))
 
 
 @bank.skill(RAT, "ratio-word-problem", "Ratio word problems", 6, "integer")
@@ -69,7 +77,8 @@ def ratio_word_problem(rng: random.Random) -> Problem | None:
     (p, q), factor = pair, rng.randint(2, 10)
     text = (f"The ratio of boys to girls in a club is {p}:{q}. There are {p * factor} boys. "
             "How many girls are in the club?")
-    return problem(text, str(q * factor), p=p, q=q, boys=p * factor)
+    work = worked(step(f"{p * factor} / {p}", factor, "Boys in one part:"), step(f"{q} * {factor}", q * factor))
+    return problem(text, str(q * factor), p=p, q=q, boys=p * factor, work=work)
 
 
 @bank.skill(RAT, "share-in-ratio", "Share an amount in a given ratio", 7, "integer")
@@ -80,20 +89,25 @@ def share_in_ratio(rng: random.Random) -> Problem | None:
     first, second = rng.sample(NAMES, 2)
     text = (f"{first} and {second} share {(p + q) * factor} dollars in the ratio {p}:{q}. "
             f"How many dollars does {first} get?")
-    return problem(text, str(p * factor), p=p, q=q, total=(p + q) * factor)
+    work = worked(step(f"{p} + {q}", p + q, "Parts in all:"), step(f"{(p + q) * factor} / {p + q}", factor, "One part:"),
+                  step(f"{p} * {factor}", p * factor))
+    return problem(text, str(p * factor), p=p, q=q, total=(p + q) * factor, work=work)
 
 
 @bank.skill(PCT, "percent-of-a-number", "Find a percent of a number", 6, "decimal")
 def percent_of_a_number(rng: random.Random) -> Problem | None:
     percent = rng.choice((5, 10, 20, 25, 50, 75)) if rng.random() < 0.4 else rng.randint(1, 100)
     n = rng.randint(10, 400)
-    return problem(f"What is {percent}% of {n}?", decimal_text(Fraction(percent * n, 100)), p=percent, n=n)
+    answer = decimal_text(Fraction(percent * n, 100))
+    return problem(f"What is {percent}% of {n}?", answer, p=percent, n=n,
+                   work=worked(step(f"{percent} / 100 * {n}", answer)))
 
 
 @bank.skill(PCT, "percent-to-decimal", "Write a percent as a decimal", 6, "decimal")
 def percent_to_decimal(rng: random.Random) -> Problem | None:
     percent = Decimal(rng.randint(1, 400)) / (2 if rng.random() < 0.2 else 1)
-    return problem(f"Write {decimal_text(percent)}% as a decimal.", decimal_text(percent / 100), p=percent)
+    return problem(f"Write {decimal_text(percent)}% as a decimal.", decimal_text(percent / 100), p=percent,
+                   work=worked(step(f"{decimal_text(percent)} / 100", decimal_text(percent / 100))))
 
 
 @bank.skill(PCT, "fraction-to-percent", "Write a fraction as a percent", 6, "percent")
@@ -103,7 +117,8 @@ def fraction_to_percent(rng: random.Random) -> Problem | None:
     if gcd(num, den) != 1:
         return None
     value = Fraction(num, den)
-    return problem(f"Write {shown(value)} as a percent.", decimal_text(value * 100) + "%", f=value)
+    return problem(f"Write {shown(value)} as a percent.", decimal_text(value * 100) + "%", f=value,
+                   work=worked(step(f"{num} / {den} * 100", decimal_text(value * 100) + "%")))
 
 
 @bank.skill(PCT, "what-percent", "What percent one number is of another", 7, "percent")
@@ -113,7 +128,8 @@ def what_percent(rng: random.Random) -> Problem | None:
         return None  # the part must be a whole number
     part = whole * percent // 100
     text = rng.choice(("What percent of {w} is {p}?", "{p} is what percent of {w}?"))
-    return problem(text.format(w=whole, p=part), f"{percent}%", whole=whole, part=part)
+    return problem(text.format(w=whole, p=part), f"{percent}%", whole=whole, part=part,
+                   work=worked(step(f"{part} / {whole} * 100", f"{percent}%")))
 
 
 @bank.skill(PCT, "percent-change", "Percent increase and decrease", 7, "percent")
@@ -127,14 +143,19 @@ def percent_change(rng: random.Random) -> Problem | None:
     verb = "rose" if direction == "increase" else "fell"
     item = rng.choice(SALE_ITEMS)
     text = f"The price of a {item} {verb} from ${old} to ${new}. By what percent did the price {direction}?"
-    return problem(text, f"{percent}%", old=old, new=new, direction=direction)
+    work = worked(step(f"{new} - {old}" if new > old else f"{old} - {new}", change, f"The {direction}:"),
+                  step(f"{change} / {old} * 100", f"{percent}%"))
+    return problem(text, f"{percent}%", old=old, new=new, direction=direction, work=work)
 
 
 @bank.skill(PCT, "sale-price", "Price after a discount", 7, "decimal")
 def sale_price(rng: random.Random) -> Problem | None:
     price, percent = rng.randint(10, 250), rng.randrange(5, 80, 5)
     text = f"A ${price} {rng.choice(SALE_ITEMS)} is on sale for {percent}% off. What is the sale price, in dollars?"
-    return problem(text, money(Fraction(price * (100 - percent), 100)), price=price, p=percent)
+    discount = decimal_text(Fraction(price * percent, 100))
+    work = worked(step(f"{price} * {percent} / 100", discount, "The discount:"),
+                  step(f"{price} - {discount}", money(Fraction(price * (100 - percent), 100))))
+    return problem(text, money(Fraction(price * (100 - percent), 100)), price=price, p=percent, work=work)
 
 
 @bank.skill(PCT, "simple-interest", "Simple interest", 7, "decimal")
@@ -142,4 +163,8 @@ def simple_interest(rng: random.Random) -> Problem | None:
     principal, rate, years = rng.randrange(100, 5001, 50), rng.randint(1, 10), rng.randint(2, 10)
     text = (f"${principal} is saved in an account that pays {rate}% simple interest per year. "
             f"How much interest does it earn in {years} years, in dollars?")
-    return problem(text, money(Fraction(principal * rate * years, 100)), principal=principal, rate=rate, years=years)
+    yearly = decimal_text(Fraction(principal * rate, 100))
+    work = worked(step(f"{principal} * {rate} / 100", yearly, "Interest in one year:"),
+                  step(f"{yearly} * {years}", money(Fraction(principal * rate * years, 100))))
+    return problem(text, money(Fraction(principal * rate * years, 100)), principal=principal, rate=rate, years=years,
+                   work=work)
