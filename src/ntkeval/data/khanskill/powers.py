@@ -8,6 +8,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 from ntkeval.data.khanskill.core import Problem, SkillBank, decimal_text, fraction_text, problem
+from ntkeval.data.khanskill.work import Work, operation_steps, step, worked
 
 bank = SkillBank()
 EXP, OOO = "exponents", "order-of-operations"
@@ -20,27 +21,38 @@ def evaluate_powers(rng: random.Random) -> Problem | None:
         return None
     shown_base = f"({base})" if base < 0 else str(base)
     text = rng.choice(("What is {b}^{e}?", "What is {b} to the power of {e}?"))
-    return problem(text.format(b=shown_base, e=exponent), str(base**exponent), base=base, exponent=exponent)
+    return problem(text.format(b=shown_base, e=exponent), str(base**exponent), base=base, exponent=exponent,
+                   work=worked(step(f"{shown_base} ** {exponent}", base**exponent)))
 
 
 @bank.skill(EXP, "square-roots", "Square roots of perfect squares", 8, "integer")
 def square_roots(rng: random.Random) -> Problem | None:
     root = rng.randint(2, 80)
     text = rng.choice(("What is √{n}?", "What is the square root of {n}?"))
-    return problem(text.format(n=root * root), str(root), n=root * root)
+    return problem(text.format(n=root * root), str(root), n=root * root,
+                   work=worked(step(f"isqrt({root * root})", root, "The whole number whose square it is:")))
 
 
 @bank.skill(EXP, "multiply-powers", "Multiply powers with the same base", 8, "expression")
 def multiply_powers(rng: random.Random) -> Problem | None:
     base, m, n = rng.randint(2, 12), rng.randint(2, 9), rng.randint(2, 9)
     return problem(f"Write {base}^{m} × {base}^{n} as a single power of {base}.", f"{base}^{m + n}",
-                   key=f"{base}:{min(m, n)},{max(m, n)}", base=base, m=m, n=n)
+                   key=f"{base}:{min(m, n)},{max(m, n)}", base=base, m=m, n=n, work=_exponent_rule(base, m, n, "+"))
+
+
+def _exponent_rule(base: int, m: int, n: int, op: str) -> Work:
+    """Same base: add the exponents of a product, multiply those of a power of a power."""
+    exponent = m + n if op == "+" else m * n
+    return worked(step(f"{m} {op} {n}", exponent, "Add the exponents:" if op == "+" else "Multiply the exponents:"),
+                  step(f"{base} ** {exponent}", f"{base}^{exponent}"),
+                  program=f'print(f"{base}^{{{m} {op} {n}}}")\n')
 
 
 @bank.skill(EXP, "power-of-a-power", "Raise a power to a power", 8, "expression")
 def power_of_a_power(rng: random.Random) -> Problem | None:
     base, m, n = rng.randint(2, 12), rng.randint(2, 6), rng.randint(2, 6)
-    return problem(f"Write ({base}^{m})^{n} as a single power of {base}.", f"{base}^{m * n}", base=base, m=m, n=n)
+    return problem(f"Write ({base}^{m})^{n} as a single power of {base}.", f"{base}^{m * n}", base=base, m=m, n=n,
+                   work=_exponent_rule(base, m, n, "*"))
 
 
 @bank.skill(EXP, "negative-exponents", "Negative exponents", 8, "fraction")
@@ -51,8 +63,10 @@ def negative_exponents(rng: random.Random) -> Problem | None:
     power = f"{base}^(-{exponent})"
     text = f"What is {power}?" if coefficient == 1 else f"What is {coefficient} × {power}?"
     shown_coefficient = {"c": coefficient} if coefficient != 1 else {}  # 1 × 2^(-3) is written 2^(-3)
+    work = worked(step(f"{base} ** {exponent}", base**exponent, "A negative exponent divides:"),
+                  step(f"{coefficient} / {base**exponent}", fraction_text(Fraction(coefficient, base**exponent))))
     return problem(text, fraction_text(Fraction(coefficient, base**exponent)), base=base, exponent=-exponent,
-                   **shown_coefficient)
+                   **shown_coefficient, work=work)
 
 
 @bank.skill(EXP, "scientific-to-standard", "Write scientific notation in standard form", 8, "decimal")
@@ -61,8 +75,10 @@ def scientific_to_standard(rng: random.Random) -> Problem | None:
     while (k := rng.randint(10**places + 1, 10 ** (places + 1) - 1)) % 10 == 0:
         pass
     mantissa, exponent = Decimal(k).scaleb(-places), rng.choice((-5, -4, -3, -2, -1, 2, 3, 4, 5, 6))
+    power = f"({exponent})" if exponent < 0 else str(exponent)
     return problem(f"Write {mantissa} × 10^{exponent} in standard form.",
-                   decimal_text(mantissa.scaleb(exponent)), m=mantissa, exponent=exponent)
+                   decimal_text(mantissa.scaleb(exponent)), m=mantissa, exponent=exponent,
+                   work=worked(step(f"{mantissa} * 10 ** {power}", decimal_text(mantissa.scaleb(exponent)))))
 
 
 Formula = Callable[..., Fraction]
@@ -108,7 +124,7 @@ def _operations_generator(patterns: tuple[tuple[str, Formula], ...]):
         expression = pattern.format(**values)
         text = rng.choice(("What is {e}?", "Evaluate {e}.", "Find the value of {e}."))
         return problem(text.format(e=expression), str(value.numerator), key=expression, expression=expression,
-                       **values)
+                       **values, work=worked(*operation_steps(expression)))
     return generate
 
 

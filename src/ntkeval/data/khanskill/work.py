@@ -8,6 +8,7 @@ from them (each line one step, exact arithmetic, the answer printed as the skill
 from __future__ import annotations
 
 import ast
+import operator
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -104,3 +105,31 @@ def build_program(steps: tuple[Step, ...], answer: str) -> str | None:
 def compare_program(left: str, right: str) -> str:
     """The program of a comparison skill: which symbol goes between two Python values."""
     return f'left, right = {left}, {right}\nprint("<" if left < right else ">" if left > right else "=")\n'
+
+
+_SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
+_APPLY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+          ast.Pow: lambda a, b: a ** int(b)}
+
+
+def operation_steps(expression: str) -> tuple[Step, ...]:
+    """One step per operation of a written expression (×, ÷, ^, square brackets allowed), in the order the order of
+    operations does them: "12 ÷ 2 + 3 × 2" -> 12 / 2 = 6, 3 * 2 = 6, 6 + 6 = 12."""
+    from ntkeval.data.khanskill.core import shown, signed
+    python = expression.translate(str.maketrans({"×": "*", "÷": "/", "[": "(", "]": ")"})).replace("^", "**")
+    steps: list[Step] = []
+
+    def value(node: ast.expr) -> Fraction:
+        if isinstance(node, ast.Constant):
+            return Fraction(node.value)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -value(node.operand)
+        if not isinstance(node, ast.BinOp) or type(node.op) not in _SYMBOLS:
+            raise ValueError(f"not an operation of the order of operations: {ast.unparse(node)}")
+        left, right = value(node.left), value(node.right)
+        result = _APPLY[type(node.op)](left, right)
+        steps.append(Step(f"{signed(left)} {_SYMBOLS[type(node.op)]} {signed(right)}", shown(result)))
+        return result
+
+    value(ast.parse(python, mode="eval").body)
+    return tuple(steps)
