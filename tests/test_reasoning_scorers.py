@@ -14,6 +14,8 @@ from fractions import Fraction
 import pytest
 
 from ntkeval.backends.base import Completion, SamplingSpec
+from ntkeval.backends.huggingface.language_model import HFLanguageModel
+from ntkeval.backends.huggingface.tiny import TinyModel
 from ntkeval.cache import stable_hash
 from ntkeval.data.answer_kinds import equivalent
 from ntkeval.data.answer_reading import final_answer
@@ -29,6 +31,7 @@ from ntkeval.scorers.ntk import NtkScorer
 from ntkeval.scorers.process import ProcessScorer
 from ntkeval.scorers.reading import ProgramLimits, answers
 from ntkeval.scorers.sampled import SampledScorer
+from ntkeval.scorers.verify import VerifyScorer, pick
 
 
 # ---- fakes ---------------------------------------------------------------------------------------------------------
@@ -159,6 +162,10 @@ class View:
     @contextmanager
     def open(self, role):
         yield ScriptedLM(self.scripts[role.name], self.calls), ""
+
+
+def stage_keys(stages) -> list[str]:
+    return sorted(stable_hash([s.kind, s.role.key, s.parts]) for s in stages)
 
 
 def scripts(control: dict, learner: dict, base: dict | None = None) -> dict:
@@ -316,3 +323,83 @@ def test_process_refuses_direct_a_data_set_without_checks_and_unchecked_question
     view = View(scripts({"What is 3+4?": [RIGHT_7]}, {"What is 3+4?": [RIGHT_7]}), fmt=Cot(), examples=(nocheck,))
     with pytest.raises(UserError, match="cannot check the steps of question 'nocheck/test/0'"):
         scorer.compare(view)
+
+
+# ---- verify ------------------------------------------------------------------------------------------------------
+def test_pick_weighs_votes_by_the_backward_score_with_ties_by_votes_then_first_seen():
+    def cand(answer, votes, score, correct):
+        return {"answer": answer, "votes": votes, "score": score, "correct": correct}
+
+    # 2 x 0.5 == 1 x 1.0: the tie goes to more votes
+    assert pick({"candidates": [cand("a", 2, 0.5, 0), cand("b", 1, 1.0, 1)]})["verified"] == "a"
+    # equal products and votes: first seen
+    assert pick({"candidates": [cand("a", 1, 0.5, 0), cand("b", 1, 0.5, 1)]})["verified"] == "a"
+    # a checked minority beats an unchecked majority, and the change is counted
+    got = pick({"candidates": [cand("a", 3, 0.0, 0), cand("b", 1, 0.25, 1)]})
+    assert got == {"verified": "b", "verified_correct": 1, "voted_correct": 0, "changed": 1}
+    assert pick({"candidates": []})["verified_correct"] == 0
+
+
+BACKWARD = {"x + 4 = 8. What is x?": ["4"], "x + 4 = 7. What is x?": ["3"], "x + 4 = 9. What is x?": ["5", "6"]}
+
+
+def test_verify_re_ranks_the_sampled_candidates_by_their_backward_checks():
+    # control on 3+4 votes 8 (x3) over 7 (x2); backward: 8 recovers x = 4, not 3 (score 0), 7 recovers 3 (score 1):
+    # verified 7, right, where the vote was wrong. On 5+4 the only candidate 9 scores 1/2: right either way.
+    # The learner answers 8 then 9: its only candidates are verified as they are.
+    control = {"What is 3+4?": ["8", "8", "8", "7", "7"], "What is 5+4?": ["9"], **BACKWARD}
+    learner = {"What is 3+4?": ["8"], "What is 5+4?": ["9"], **BACKWARD}
+    view = View(scripts(control, learner))
+    row, questions = VerifyScorer(n=5, m=2).compare(view)
+    assert (row["p_control"], row["p_learner"], row["delta"]) == (1.0, 0.5, -0.5)
+    assert (row["vote_control"], row["vote_learner"], row["changed_control"], row["changed_learner"]) == \
+        (0.5, 0.5, 0.5, 0.0)
+    assert questions[0]["scores_control"] == {"8": 0.0, "7": 1.0} and questions[1]["scores_control"] == {"9": 0.5}
+    assert questions[0]["verified_control"] == "7" and questions[0]["delta"] == -1.0
+    # planned stages are the recorded ones; a second run computes nothing
+    assert stage_keys(view.recorded) == stage_keys(VerifyScorer(n=5, m=2).stages(view.roles))
+    again = View(scripts(control, learner), store=view.store)
+    assert VerifyScorer(n=5, m=2).compare(again)[0] == row and again.computed == []
+
+
+def test_verify_without_backward_questions_is_the_majority_and_loads_no_model_for_them():
+    class NoBackward(Arith):
+        def backward_question(self, example, candidate):
+            return None
+
+    control = {"What is 3+4?": ["8", "8", "7"], "What is 5+4?": ["9"]}
+    view = View(scripts(control, control))
+    view.dataset = NoBackward()
+    row, _ = VerifyScorer(n=3, m=2).compare(view)
+    assert row["p_control"] == row["vote_control"] == 0.5 and row["unverifiable_control"] == 1.0
+    assert len(view.calls) == 2  # the forward samples of control and learner only
+    with pytest.raises(UserError, match="dataset=plain has none; valid"):
+        VerifyScorer().validate_data(type("Plain", (), {"name": "plain"})())
+    with pytest.raises(UserError, match="scorer.m=1 is invalid"):
+        VerifyScorer(m=1)
+
+
+# ---- on a tiny model ---------------------------------------------------------------------------------------------
+class TinyView(View):
+    """The same view with a tiny transformer for every role (the learner: the same weights, another stream)."""
+
+    def __init__(self, store):
+        super().__init__({}, store=store)
+        self.model, self.tokenizer = TinyModel(arch="llama", initializer_range=0.3).load("cpu")
+
+    @contextmanager
+    def open(self, role):
+        self.calls.append(role.name)
+        yield HFLanguageModel(self.model, self.tokenizer), ""
+
+
+def test_on_a_tiny_model_maj_at_1_is_the_sampled_accuracy_from_the_same_cached_samples():
+    store: dict = {}
+    first = TinyView(store)
+    sampled, _ = SampledScorer(n=6, max_new_tokens=3).compare(first)
+    then = TinyView(store)
+    majority, _ = MajorityScorer(n=6, k=[1, 6], max_new_tokens=3).compare(then)
+    assert then.computed == [] and then.calls == []
+    for role in ("base", "control", "learner"):
+        assert majority[f"maj@1_{role}"] == pytest.approx(sampled[f"p_{role}"], abs=1e-12)
+        assert majority[f"unparsable_{role}"] == sampled[f"unparsable_{role}"]
