@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import random
+import re
 
-from ntkeval.data.khanskill.core import NAMES, Problem, SkillBank, linear_text, nonzero, problem
+from ntkeval.data.khanskill import work as w
+from ntkeval.data.khanskill.core import NAMES, Problem, SkillBank, linear_text, nonzero, problem, signed
 
 bank = SkillBank()
 EXPR, EQ = "expressions", "linear-equations"
@@ -13,21 +15,28 @@ EXPR, EQ = "expressions", "linear-equations"
 @bank.skill(EXPR, "evaluate-expressions", "Evaluate an expression for a value of x", 6, "integer")
 def evaluate_expressions(rng: random.Random) -> Problem | None:
     a, b, x = rng.randint(2, 12), rng.randint(1, 20), rng.randint(-6, 12)
-    expression, value = rng.choice(((f"{a}x + {b}", a * x + b), (f"{a}x - {b}", a * x - b),
-                                    (f"{a}(x + {b})", a * (x + b)), (f"x^2 + {b}", x * x + b),
-                                    (f"{b} - {a}x", b - a * x)))
+    sx = signed(x)  # each form with its substitution, worked one operation at a time
+    expression, value, substituted = rng.choice((
+        (f"{a}x + {b}", a * x + b, f"{a} × {sx} + {b}"), (f"{a}x - {b}", a * x - b, f"{a} × {sx} - {b}"),
+        (f"{a}(x + {b})", a * (x + b), f"{a} × ({x} + {b})"), (f"x^2 + {b}", x * x + b, f"{sx}^2 + {b}"),
+        (f"{b} - {a}x", b - a * x, f"{b} - {a} × {sx}")))
     text = rng.choice((f"What is the value of {expression} when x = {x}?", f"Evaluate {expression} for x = {x}."))
-    return problem(text, str(value), key=f"{expression}@{x}", expression=expression, x=x)
+    return problem(text, str(value), key=f"{expression}@{x}", expression=expression, x=x,
+                   work=w.worked(*w.operation_steps(substituted)))
 
 
 @bank.skill(EXPR, "evaluate-two-variables", "Evaluate an expression in two variables", 7, "integer")
 def evaluate_two_variables(rng: random.Random) -> Problem | None:
     p, q = rng.randint(2, 9), rng.randint(2, 9)
     m, n = nonzero(rng, -8, 10), nonzero(rng, -8, 10)
-    expression, value = rng.choice(((f"{p}m + {q}n", p * m + q * n), (f"{p}m - {q}n", p * m - q * n),
-                                    (f"{p}mn + {q}", p * m * n + q)))
+    sm, sn = signed(m), signed(n)
+    expression, value, substituted = rng.choice((
+        (f"{p}m + {q}n", p * m + q * n, f"{p} × {sm} + {q} × {sn}"),
+        (f"{p}m - {q}n", p * m - q * n, f"{p} × {sm} - {q} × {sn}"),
+        (f"{p}mn + {q}", p * m * n + q, f"{p} × {sm} × {sn} + {q}")))
     text = f"What is the value of {expression} when m = {m} and n = {n}?"
-    return problem(text, str(value), key=f"{expression}@{m},{n}", expression=expression, m=m, n=n)
+    return problem(text, str(value), key=f"{expression}@{m},{n}", expression=expression, m=m, n=n,
+                   work=w.worked(*w.operation_steps(substituted)))
 
 
 @bank.skill(EXPR, "combine-like-terms", "Combine like terms", 7, "simplified")
@@ -37,7 +46,12 @@ def combine_like_terms(rng: random.Random) -> Problem | None:
         return None
     middle = f"+ {c}x" if c > 0 else f"- {-c}x"
     expression = f"{a}x + {b} {middle} - {d}" if rng.random() < 0.5 else f"{b} + {a}x - {d} {middle}"
-    return problem(f"Simplify {expression}.", linear_text(a + c, b - d), key=expression, expression=expression)
+    work = w.worked(w.step(f"{a} + {signed(c)}", a + c, "Collect the x terms:"),
+                    w.step(f"{b} - {d}", b - d, "Collect the numbers:"),
+                    w.step(f"{a + c} * x + {signed(b - d)}", linear_text(a + c, b - d)),
+                    program=f"{w.LINEAR_PROGRAM}print(linear({a} + {signed(c)}, {b} - {d}))\n")
+    return problem(f"Simplify {expression}.", linear_text(a + c, b - d), key=expression, expression=expression,
+                   work=work)
 
 
 @bank.skill(EXPR, "distributive-property", "Expand brackets with the distributive property", 6, "simplified")
@@ -48,7 +62,10 @@ def distributive_property(rng: random.Random) -> Problem | None:
     inner = f"x + {b}" if b > 0 else f"x - {-b}"
     expression = f"{a}({inner})" if a > 0 else f"-{-a}({inner})"
     text = rng.choice((f"Expand {expression}.", f"Use the distributive property to rewrite {expression}."))
-    return problem(text, linear_text(a, a * b), key=expression, expression=expression)
+    work = w.worked(w.step(f"{a} * {signed(b)}", a * b, "Multiply each term by the factor:"),
+                    w.step(f"{a} * x + {signed(a * b)}", linear_text(a, a * b)),
+                    program=f"{w.LINEAR_PROGRAM}print(linear({a}, {a} * {signed(b)}))\n")
+    return problem(text, linear_text(a, a * b), key=expression, expression=expression, work=work)
 
 
 PHRASES = (  # (words, canonical answer) of an expression in a number n
@@ -66,7 +83,10 @@ def write_expressions(rng: random.Random) -> Problem | None:
     form = rng.randrange(len(PHRASES))
     words, answer = PHRASES[form]
     text = f"Write an expression for: {words.format(a=a, b=b)}."
-    return problem(text, answer.format(a=a, b=b), a=a, b=b, _form=form)
+    python = re.sub(r"(\d)([n(])", r"\1 * \2", answer.format(a=a, b=b)).replace("+", " + ").replace("-", " - ")
+    work = w.worked(w.step(python.replace("/", " / "), answer.format(a=a, b=b), f"{words.format(a=a, b=b)}:"),
+                    program=None, computational=False)  # translating words is not a computation
+    return problem(text, answer.format(a=a, b=b), a=a, b=b, _form=form, work=work)
 
 
 def _solved(x: int) -> str:
@@ -76,8 +96,10 @@ def _solved(x: int) -> str:
 @bank.skill(EQ, "one-step-addition", "One-step equations with addition and subtraction", 6, "equation")
 def one_step_addition(rng: random.Random) -> Problem | None:
     x, a = rng.randint(-20, 40), rng.randint(1, 30)
-    equation = rng.choice((f"x + {a} = {x + a}", f"x - {a} = {x - a}", f"{a} + x = {x + a}"))
-    return problem(f"Solve for x: {equation}.", _solved(x), key=equation, equation=equation)
+    equation, undo = rng.choice(((f"x + {a} = {x + a}", f"{x + a} - {a}"), (f"x - {a} = {x - a}", f"{x - a} + {a}"),
+                                 (f"{a} + x = {x + a}", f"{x + a} - {a}")))
+    return problem(f"Solve for x: {equation}.", _solved(x), key=equation, equation=equation,
+                   work=w.worked(w.step(undo, _solved(x), "Undo the operation on x:")))
 
 
 @bank.skill(EQ, "one-step-multiplication", "One-step equations with multiplication and division", 6, "equation")
@@ -87,14 +109,18 @@ def one_step_multiplication(rng: random.Random) -> Problem | None:
         equation = f"{a}x = {a * x}"
     else:  # x/a = k has the solution a*k, so the shown k stays whole
         equation, x = f"x/{a} = {x}", a * x
-    return problem(f"Solve for x: {equation}.", _solved(x), key=equation, equation=equation)
+    undo = f"{a * x} / {a}" if equation.startswith(f"{a}x") else f"{x // a} * {a}"
+    return problem(f"Solve for x: {equation}.", _solved(x), key=equation, equation=equation,
+                   work=w.worked(w.step(undo, _solved(x), "Undo the operation on x:")))
 
 
 @bank.skill(EQ, "two-step-equations", "Two-step equations", 7, "equation")
 def two_step_equations(rng: random.Random) -> Problem | None:
     x, a, b = rng.randint(-12, 20), rng.randint(2, 12), nonzero(rng, -25, 25)
     equation = f"{linear_text(a, b, spaced=True)} = {a * x + b}"
-    return problem(f"Solve for x: {equation}.", _solved(x), key=equation, equation=equation)
+    work = w.worked(w.step(f"{a * x + b} - {signed(b)}", a * x, "Undo the constant:"),
+                    w.step(f"{a * x} / {a}", _solved(x), "Divide by the coefficient:"))
+    return problem(f"Solve for x: {equation}.", _solved(x), key=equation, equation=equation, work=work)
 
 
 @bank.skill(EQ, "variables-on-both-sides", "Equations with variables on both sides", 8, "equation")
@@ -105,14 +131,19 @@ def variables_on_both_sides(rng: random.Random) -> Problem | None:
         return None
     d = a * x + b - c * x
     equation = f"{linear_text(a, b, spaced=True)} = {linear_text(c, d, spaced=True)}"
-    return problem(f"Solve for x: {equation}.", _solved(x), key=equation, equation=equation)
+    work = w.worked(w.step(f"{a} - {c}", a - c, "Collect the x terms on the left:"),
+                    w.step(f"{d} - {signed(b)}", d - b, "Collect the numbers on the right:"),
+                    w.step(f"{d - b} / {signed(a - c)}", _solved(x), "Divide by the coefficient:"))
+    return problem(f"Solve for x: {equation}.", _solved(x), key=equation, equation=equation, work=work)
 
 
 @bank.skill(EQ, "equations-with-brackets", "Equations with brackets", 8, "equation")
 def equations_with_brackets(rng: random.Random) -> Problem | None:
     x, a, b = rng.randint(-10, 15), rng.randint(2, 9), nonzero(rng, -12, 12)
     equation = f"{a}({linear_text(1, b, spaced=True)}) = {a * (x + b)}"
-    return problem(f"Solve for x: {equation}.", _solved(x), key=equation, equation=equation)
+    work = w.worked(w.step(f"{a * (x + b)} / {a}", x + b, "Divide both sides by the factor:"),
+                    w.step(f"{x + b} - {signed(b)}", _solved(x), "Undo the constant:"))
+    return problem(f"Solve for x: {equation}.", _solved(x), key=equation, equation=equation, work=work)
 
 
 @bank.skill(EQ, "equation-word-problems", "Word problems with linear equations", 7, "integer")
@@ -123,4 +154,6 @@ def equation_word_problems(rng: random.Random) -> Problem | None:
         f"{name} has ${start} and saves ${step} each week. After how many weeks will {name} have ${goal}?",
         f"A taxi ride costs ${start} plus ${step} for each mile. A ride costs ${goal}. How many miles long was it?",
         f"A plant is {start} cm tall and grows {step} cm each week. After how many weeks will it be {goal} cm tall?"))
-    return problem(text, str(count), start=start, step=step, goal=goal)
+    work = w.worked(w.step(f"{goal} - {start}", goal - start, "What is still to come:"),
+                    w.step(f"{goal - start} / {step}", count))
+    return problem(text, str(count), start=start, step=step, goal=goal, work=work)

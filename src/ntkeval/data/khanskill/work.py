@@ -76,6 +76,8 @@ def _printing(name: str, answer: str) -> list[str] | None:
         return [f"print({name})"]
     if re.fullmatch(r"\d+ \d+/\d+", answer):
         return [f"whole = {name}.numerator // {name}.denominator", f'print(f"{{whole}} {{{name} - whole}}")']
+    if match := re.fullmatch(r"([a-z])=-?\d+", answer):  # a solved equation, x=5
+        return [f'print(f"{match.group(1)}={{{name}}}")']
     if match := re.fullmatch(r"-?\d+(?:\.(\d+))?(%?)", answer):
         places, percent = len(match.group(1) or ""), match.group(2)
         return [f'print(f"{{float({name}):.{places}f}}{percent}")']
@@ -100,6 +102,12 @@ def build_program(steps: tuple[Step, ...], answer: str) -> str | None:
     if "Fraction" in names:
         imports.insert(0, "from fractions import Fraction")
     return "\n".join(imports + lines + printing) + "\n"
+
+
+LINEAR_PROGRAM = """def linear(a, b):
+    term = {1: "x", -1: "-x"}.get(a, f"{a}x")
+    return term if b == 0 else f"{term}{b:+d}"
+"""  # how linear_text writes ax+b, for programs that print one
 
 
 def compare_program(left: str, right: str) -> str:
