@@ -403,3 +403,9 @@ def test_on_a_tiny_model_maj_at_1_is_the_sampled_accuracy_from_the_same_cached_s
     for role in ("base", "control", "learner"):
         assert majority[f"maj@1_{role}"] == pytest.approx(sampled[f"p_{role}"], abs=1e-12)
         assert majority[f"unparsable_{role}"] == sampled[f"unparsable_{role}"]
+
+
+def test_lists_from_the_config_are_accepted():
+    from omegaconf import OmegaConf
+    scorer = MajorityScorer(n=4, k=OmegaConf.create([1, 4]), stop=OmegaConf.create(["\n\n"]))
+    assert scorer.k == [1, 4] and scorer.spec.stop == ("\n\n",)

@@ -32,7 +32,8 @@ class MajorityScorer(SamplingSettings):
 
     def __post_init__(self):
         self._settings_checked()
-        self.k = list(self.k) if isinstance(self.k, (list, tuple)) else self.k
+        if not isinstance(self.k, (str, bytes, int)) and hasattr(self.k, "__iter__"):
+            self.k = list(self.k)  # a list from the config (OmegaConf's ListConfig) or a tuple
         valid = (isinstance(self.k, list) and self.k
                  and all(isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= self.n for k in self.k)
                  and len(set(self.k)) == len(self.k))
