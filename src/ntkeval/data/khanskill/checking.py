@@ -28,6 +28,17 @@ class _NotArithmetic(Exception):
     """The text is not arithmetic this checker evaluates exactly (it may still be algebra, for sympy)."""
 
 
+def _root(value: Fraction, degree: int) -> Fraction:
+    """The exact whole-number root of a perfect square or cube; anything else is not exact arithmetic."""
+    if value.denominator != 1 or value > 10**18:
+        raise _NotArithmetic
+    root = round(float(value) ** (1 / degree))
+    for candidate in (root - 1, root, root + 1):
+        if candidate >= 0 and candidate**degree == value:
+            return Fraction(candidate)
+    raise _NotArithmetic
+
+
 def _exact(node: ast.AST) -> Fraction | tuple:
     """Exact value of a whitelisted expression tree; model text is untrusted, so sizes are bounded."""
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
@@ -41,6 +52,8 @@ def _exact(node: ast.AST) -> Fraction | tuple:
         return -value if isinstance(node.op, ast.USub) else value
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
         base, power = _exact(node.left), _exact(node.right)
+        if power.numerator == 1 and power.denominator in (2, 3) and base >= 0:  # an exact root, 39304 ** (1/3)
+            return _root(base, power.denominator)
         if power.denominator != 1 or abs(power) > 64 or abs(base) > 10**12 or (base == 0 and power < 0):
             raise _NotArithmetic
         return base ** int(power)
