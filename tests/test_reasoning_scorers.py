@@ -22,7 +22,9 @@ from ntkeval.data.answer_reading import final_answer
 from ntkeval.data.base import Example
 from ntkeval.errors import UserError
 from ntkeval.formats.base import Reading
+from ntkeval.formats.reasoning import PotFormat
 from ntkeval.prompts import PromptFormat
+from ntkeval.sandbox import sandbox_problem
 from ntkeval.scorers import reading as reading_module
 from ntkeval.scorers import sample_stages
 from ntkeval.scorers.base import Role, Roles
@@ -409,3 +411,18 @@ def test_lists_from_the_config_are_accepted():
     from omegaconf import OmegaConf
     scorer = MajorityScorer(n=4, k=OmegaConf.create([1, 4]), stop=OmegaConf.create(["\n\n"]))
     assert scorer.k == [1, 4] and scorer.spec.stop == ("\n\n",)
+
+
+def test_program_answers_run_in_the_real_sandbox():
+    """The real pot format and sandbox: a program that prints the answer is read, one that loops, one that opens a
+    socket and one that crashes are wrong answers with their statuses, in one batch."""
+    problem = sandbox_problem()
+    if problem:
+        pytest.skip(f"no sandbox here: {problem}")
+    fence = "```"
+    texts = [f"{fence}python\nprint(3 + 4)\n{fence}", f"{fence}python\nwhile True:\n    pass\n{fence}",
+             f"{fence}python\nimport socket\nsocket.socket()\n{fence}", f"{fence}python\n1 / 0\n{fence}", "seven"]
+    read = answers(texts, ["integer"] * 5, PotFormat(), ProgramLimits(timeout_s=1.0, memory_mb=256))
+    assert [r["answer"] for r in read] == ["7", None, None, None, None]
+    assert [r.get("program_status") for r in read] == ["ok", "timeout", "forbidden", "error", None]
+    assert [r["unparsable"] for r in read] == [0, 0, 0, 0, 1]  # no program at all: nothing to read

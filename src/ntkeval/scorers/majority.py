@@ -39,7 +39,7 @@ class MajorityScorer(SamplingSettings):
                  and len(set(self.k)) == len(self.k))
         if not valid:
             raise UserError(f"scorer.k={self.k!r} is invalid; valid: a non-empty list of distinct integers in "
-                            f"[1, scorer.n={self.n}], e.g. [1, 5, {self.n}] (the first is the head)")
+                            f"[1, scorer.n={self.n}], e.g. {sorted({1, min(5, self.n), self.n})} (the first is the head)")
 
     def identity(self) -> dict:
         return {"name": "majority", **self.sampling_identity(), "k": self.k}

@@ -11,7 +11,6 @@ limit, forbidden) gives no answer: a wrong answer with its status recorded, neve
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,7 @@ from ntkeval.backends.base import SamplingSpec
 from ntkeval.data.answer_kinds import equivalent
 from ntkeval.data.answer_reading import final_answer, readable
 from ntkeval.errors import UserError
+from ntkeval.sandbox import run_programs
 
 DIRECT_STOP = ("\n",)  # direct's stop strings: today's default, so direct keys stay what they were
 READING_VERSION = 1    # bump when reading a reasoning format's completion changes (direct's rule is PARSER_VERSION)
@@ -37,8 +37,8 @@ class ProgramLimits:
     def __post_init__(self):
         if not isinstance(self.timeout_s, (int, float)) or isinstance(self.timeout_s, bool) or self.timeout_s <= 0:
             raise UserError(f"scorer.program_timeout_s={self.timeout_s!r} is invalid; valid: a number of seconds > 0")
-        if not isinstance(self.memory_mb, int) or isinstance(self.memory_mb, bool) or self.memory_mb < 16:
-            raise UserError(f"scorer.program_memory_mb={self.memory_mb!r} is invalid; valid: an integer >= 16 (MB)")
+        if not isinstance(self.memory_mb, int) or isinstance(self.memory_mb, bool) or self.memory_mb < 32:
+            raise UserError(f"scorer.program_memory_mb={self.memory_mb!r} is invalid; valid: an integer >= 32 (MB)")
 
     def identity(self) -> dict:
         return {"timeout_s": self.timeout_s, "memory_mb": self.memory_mb}
@@ -62,9 +62,8 @@ def reading_parts(fmt, limits: ProgramLimits) -> dict:
 
 
 def sandbox_runner() -> ProgramRunner:
-    """ntkeval.sandbox.run_programs, looked up on use: direct and chain-of-thought never need the sandbox, and a
-    system without it fails only the cells whose completions hold programs (the preflight says so first)."""
-    return importlib.import_module("ntkeval.sandbox").run_programs
+    """ntkeval.sandbox.run_programs (tests put a fake in its place); its workers start only when programs run."""
+    return run_programs
 
 
 def answers(texts: Sequence[str], kinds: Sequence[str], fmt, limits: ProgramLimits,
