@@ -21,7 +21,7 @@ from ntkeval.cache import stable_hash
 from ntkeval.errors import UserError
 from ntkeval.schema.command_line import group_options as options_in
 
-GROUPS = ["model", "learner", "dataset", "pair", "scorer", "logger", "experiment"]
+GROUPS = ["model", "learner", "dataset", "pair", "scorer", "logger", "experiment", "format"]
 
 # Settings that cannot change a number, with the reason. Each must stay out of the keys (else caches split).
 RESULT_NEUTRAL = {
@@ -73,10 +73,10 @@ def jsonl_file(tmp_path: Path) -> Path:
     for skill in ("alpha", "beta"):
         for i in range(12):
             q = {"question": f"{skill} question {i}?", "answer": str(i), "skill": skill, "format": "plain",
-                 "answer_type": "integer"}
+                 "answer_type": "integer", "rationale": f"{i} = {i}", "program": f"print({i})"}
             q.update({"question2": f"{skill} other question {i}?", "answer2": str(i + 1),
                       "skill2": "beta" if skill == "alpha" else "alpha", "format2": "other",
-                      "answer_type2": "decimal"})
+                      "answer_type2": "decimal", "rationale2": f"{i} + 1 = {i + 1}", "program2": f"print({i + 1})"})
             rows.append(json.dumps(q))
     path = tmp_path / "mine.jsonl"
     path.write_text("\n".join(rows) + "\n")

@@ -58,8 +58,11 @@ def build_cell(cfg: DictConfig, out_dir: Path, make=make):
 
     dataset = make(cfg.dataset)
     train_skill, test_skills = resolve_skills(dataset, cfg.pair)
+    # a config without a format node (written before formats existed) gets the Cell's default, direct
+    answer_format = {"format": make(cfg.format)} if cfg.get("format") is not None else {}
     return Cell(model=make(cfg.model), learner=make(cfg.learner), dataset=dataset, train_skill=train_skill,
                 test_skills=test_skills, scorer=make(cfg.scorer), fmt=make(cfg.prompt), seed=int(cfg.seed),
+                **answer_format,
                 cache=StageCache(Path(cfg.cache_dir) / "stages", orphan_hours=cfg.cache_orphan_hours),
                 out_dir=out_dir, device=resolve_device(cfg.device), config=OmegaConf.to_container(cfg, resolve=True))
 

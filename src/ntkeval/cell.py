@@ -14,6 +14,8 @@ import ntkeval
 from ntkeval.backends.base import ModelLoader, ModelSession
 from ntkeval.cache import StageCache, atomic_write_text, stable_hash
 from ntkeval.data.base import DataSet
+from ntkeval.formats.base import AnswerFormat
+from ntkeval.formats.direct import DirectFormat
 from ntkeval.learners.base import Adaptation, AdaptContext, Learner
 from ntkeval.prompts import PromptFormat
 from ntkeval.scorers.base import Role, Roles, Scorer, Stage
@@ -35,9 +37,17 @@ class Cell:
     out_dir: Path
     device: str = "cpu"
     config: dict = field(default_factory=dict)  # the resolved config, recorded with the results
+    format: AnswerFormat = field(default_factory=DirectFormat)  # from conf/format: how answers are written and read
 
     def __post_init__(self):
         self.learner.bind_model(self.model)  # a learner's key must hold the model defaults it adapts with
+        # every prompt (demonstrations, tuning texts, scoring, the untouched model's) opens with the format's line
+        self.fmt = self.fmt.with_instruction(self.format.instruction())
+
+    def format_key(self) -> dict:
+        """The answer format's part of every key: nothing for the default direct format, so today's keys hold."""
+        identity = self.format.identity()
+        return {"answer_format": identity} if identity else {}
 
     def model_key(self) -> dict:
         """The model's identity as loaded on this device (the loader's key: bf16 on CPU loads fp32)."""
@@ -49,6 +59,7 @@ class Cell:
         scorer = self.scorer.identity()
         return {"model": self.model.name, "learner": self.learner.name,
                 "control": control.name if control else "base", "dataset": self.dataset.name,
+                **({"format": self.format.name} if self.format.reasoning else {}),
                 "train_skill": self.train_skill, "seed": self.seed, "scorer": scorer["name"],
                 "estimate": (scorer.get("estimates") or [None])[0], "config_id": self.config_id()}
 
@@ -62,22 +73,24 @@ class Cell:
         adaptation = {k: v for k, v in self.learner.key(self.train_skill, self.seed).items()
                       if k not in ("train_skill", "seed")}
         return stable_hash({"model": self.model_key(), "dataset": dataset, "learner": adaptation,
-                            "format": self.fmt.identity(), "scorer": self.scorer.identity()}, length=10)
+                            "format": self.fmt.identity(), **self.format_key(), "scorer": self.scorer.identity()},
+                           length=10)
 
     def cell_id(self) -> str:
         """Derived from everything that determines the cell's numbers: rerunning a cell finds the same id."""
         return stable_hash({"model": self.model_key(), "dataset": self.dataset.identity(),
                             "learner": self.learner.key(self.train_skill, self.seed), "tests": self.test_skills,
-                            "format": self.fmt.identity(), "scorer": self.scorer.identity(), "seed": self.seed})
+                            "format": self.fmt.identity(), **self.format_key(), "scorer": self.scorer.identity(),
+                            "seed": self.seed})
 
     def context(self, session: ModelSession | None = None) -> AdaptContext:
         return AdaptContext(dataset=self.dataset, train_skill=self.train_skill, seed=self.seed, fmt=self.fmt,
-                            cache=self.cache, model_key=self.model_key(), session=session)
+                            cache=self.cache, model_key=self.model_key(), session=session, format=self.format)
 
     def stage_parts(self, stage: Stage, test_skill: str) -> dict:
         """What determines a scorer's stage on `test_skill`: the cache key."""
         return {"model": self.model_key(), "dataset": self.dataset.identity(), "format": self.fmt.identity(),
-                "test_skill": test_skill, "adaptation": stage.role.key, **stage.parts}
+                **self.format_key(), "test_skill": test_skill, "adaptation": stage.role.key, **stage.parts}
 
     def roles(self) -> Roles:
         """The models the cell scores with: the untouched model, the control (the untouched model when the
@@ -117,13 +130,14 @@ class _Stages:
 
 
 class SkillView:
-    """What a scorer sees of one test skill: its questions, the roles, the models and the stage cache."""
+    """What a scorer sees of one test skill: its questions, the roles, the models and the stage cache; `fmt` places
+    text (prompts, the instruction line) and `format` is the answer format (ntkeval.formats: stop(), read())."""
 
     def __init__(self, stages: _Stages, test_skill: str):
         cell = stages.cell
         self.test_skill = test_skill
         self.examples = cell.dataset.test(test_skill)
-        self.dataset, self.fmt, self.seed = cell.dataset, cell.fmt, cell.seed
+        self.dataset, self.fmt, self.format, self.seed = cell.dataset, cell.fmt, cell.format, cell.seed
         self.roles = cell.roles()
         self._stages = stages
 

@@ -8,7 +8,8 @@ key, the bad value and what is expected.
   3. the data sets: skills each job names; under -m a pair.train naming several skills becomes one job per skill
      (ntkeval.pair_sweep, as the sweeper will), and the later stages and dry_run see those jobs
   4. the full build of every job without weights (imports torch, seconds): what only the classes know, e.g. more
-     demonstrations than train questions, a scorer that needs a control
+     demonstrations than train questions, a scorer that needs a control, an answer format the data set cannot
+     write for the skills the learner and its control need, format=pot without a usable program sandbox
 
 A stage runs only when the ones before it found nothing, and reports every problem of the grid it finds.
 """
@@ -33,6 +34,7 @@ from omegaconf.errors import OmegaConfBaseException
 from ntkeval.build import CONF_DIR, build_cell, build_logger, make, resolve_skills
 from ntkeval.data.base import checked_groups
 from ntkeval.errors import UserError, choices_error, shorten
+from ntkeval.formats.checks import format_checks
 from ntkeval.pair_sweep import TrainSkills, expand_jobs, expands
 from ntkeval.schema import check_config, host
 from ntkeval.schema.command_line import check_lengths, group_options, search_dirs
@@ -231,6 +233,7 @@ def check_job(cfg, make_once):
     checked_groups(cell.dataset, [cell.train_skill, *cell.test_skills])  # the cell records them in result.json
     cell.learner.validate(cell.dataset, cell.train_skill)
     cell.scorer.validate(cell.learner)
+    format_checks(cell)
     build_logger(cfg)
     return cell
 
@@ -326,4 +329,5 @@ def compose_cell(overrides: list[str], out_dir: Path):
     cell = build_cell(cfg, out_dir=out_dir)
     cell.learner.validate(cell.dataset, cell.train_skill)
     cell.scorer.validate(cell.learner)
+    format_checks(cell)
     return cell

@@ -6,8 +6,10 @@
     ntkeval dataset=jsonl dataset.path=null dataset.hf_name=owner/name dataset.fields.skill=topic ...
 
 One JSON object per line with `question`, `answer` and `skill`, and optionally `format` (a surface format that
-`resolve` can select, e.g. "word") and `answer_type` (a kind of ntkeval.data.answer_kinds; inferred from the answer's
-written form when absent). Each skill's questions are shuffled by the seed: the first n_test are its test set,
+`resolve` can select, e.g. "word"), `answer_type` (a kind of ntkeval.data.answer_kinds; inferred from the answer's
+written form when absent), and for the reasoning formats (ntkeval.formats) `rationale` (the worked steps, one per
+line: format=cot, work) and `program` (Python that prints the answer: format=pot; hybrid writes it where given,
+else the rationale; ntkeval.data.jsonl_solutions). Each skill's questions are shuffled by the seed: the first n_test are its test set,
 the next n_train its train set. A question that several skills share (the same text up to case and spacing) sits on
 one side for all of them: skills are split in file order, and a later skill skips shared questions that an earlier
 one put on the other side, so no test question of any skill is a train question of any skill.
@@ -28,12 +30,13 @@ from pathlib import Path
 
 from ntkeval.data.answer_kinds import KINDS, equivalent, infer_kind, wrong_answer
 from ntkeval.data.base import Example, SkillGroups
+from ntkeval.data.jsonl_solutions import SOLUTION_FIELDS, JsonlSolutions
 from ntkeval.data.selection import select_skills
 from ntkeval.errors import UserError, choices_error
 
 VERSION = 2  # bump whenever a change alters how records become examples; it is part of identity()
 REQUIRED = ("question", "answer", "skill")
-OPTIONAL = ("format", "answer_type")
+OPTIONAL = ("format", "answer_type", *SOLUTION_FIELDS)
 ANSWER_TYPES = ("auto", *KINDS)  # auto: inferred from how the answer is written
 
 
@@ -45,6 +48,8 @@ class Record:
     format: str | None
     kind: str   # the answer kind, after inference
     where: str  # "line 7" or "row 7", for messages
+    rationale: str | None = None  # worked steps, one per line
+    program: str | None = None    # Python source that prints the answer
 
 
 def same_question(question: str) -> str:
@@ -108,7 +113,8 @@ def _record(where: str, row: object, fields: Mapping[str, str], source: str) -> 
     if not equivalent(values["answer"], values["answer"], kind):
         raise UserError(f"jsonl: {source} {where}: answer {values['answer']!r} is not a valid {kind} answer "
                         f"({KINDS[kind]})")
-    return Record(values["question"], values["answer"], values["skill"], values["format"], kind, where)
+    return Record(values["question"], values["answer"], values["skill"], values["format"], kind, where,
+                  values["rationale"], values["program"])
 
 
 def _pick(order: list[Record], fixed: list[str | None], n_test: int, n_train: int) -> tuple[list[Record], list[Record]]:
@@ -157,7 +163,7 @@ def _skill_groups(rows: list[tuple[str, object]], fields: Mapping[str, str], nam
                        {s: {n: found.pop() for n, found in by_name.items()} for s, by_name in values.items()})
 
 
-class JsonlDataset:
+class JsonlDataset(JsonlSolutions):
     """Skill-labelled questions from a file or a hub data set, validated on construction so bad data fails early."""
 
     name = "jsonl"
@@ -192,7 +198,8 @@ class JsonlDataset:
         self._splits = {skill: self._split(skill, records, sides) for skill, records in self._by_skill.items()}
         self._kinds = {e.id: r.kind for pairs in self._splits.values() for e, r in pairs}
         self._digest = hashlib.sha256(json.dumps(
-            [{k: v for k, v in asdict(r).items() if k != "where"} for rs in self._by_skill.values() for r in rs]
+            [{k: v for k, v in asdict(r).items() if k != "where" and not (k in SOLUTION_FIELDS and v is None)}
+             for rs in self._by_skill.values() for r in rs]  # absent solutions left out: older keys hold
         ).encode()).hexdigest()
 
     def _group(self, records: list[Record]) -> dict[str, list[Record]]:

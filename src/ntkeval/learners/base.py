@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from ntkeval.backends.base import ModelSession
 from ntkeval.cache import StageCache
+from ntkeval.formats.direct import DirectFormat
 from ntkeval.prompts import PromptFormat
 
 
@@ -31,6 +32,13 @@ class AdaptContext:
     cache: StageCache
     model_key: dict          # the model's identity, part of every cached adaptation's key
     session: ModelSession | None = None  # the cell's model session: loads the model only when a learner needs it
+    format: Any = field(default_factory=DirectFormat)  # the cell's answer format (ntkeval.formats.base.AnswerFormat):
+    # demonstrations and tuning texts are written in it, by the learner and its control alike
+
+    def format_key(self) -> dict:
+        """The answer format's part of an adaptation's key: nothing for the default direct format (today's keys)."""
+        identity = self.format.identity()
+        return {"answer_format": identity} if identity else {}
 
 
 @dataclass

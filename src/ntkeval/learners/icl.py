@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ntkeval.errors import choices_error
+from ntkeval.formats.writing import written_answer
 from ntkeval.learners.base import Adaptation
 
 SOURCES = ("skill", "all")
@@ -63,4 +64,13 @@ class InContextLearner:
         pool = self._pool(context.dataset, context.train_skill)
         skill_tag = context.train_skill if self.source == "skill" else "*"
         rng = random.Random(f"{context.seed}:icl:{self.source}:{skill_tag}")
-        return Adaptation(prefix=context.fmt.demonstrations(rng.sample(pool, self.demos)))
+        demos = rng.sample(pool, self.demos)
+        # each demonstration written in the cell's answer format (its worked solution), for icl-skill and its
+        # control icl-standard alike, so the two differ only in which skills the demonstrations show
+        answers = [written_answer(context.format, context.dataset, e) for e in demos]
+        return Adaptation(prefix=context.fmt.demonstrations(demos, answers))
+
+    def solution_skills(self, dataset, train_skill: str) -> list[str]:
+        """The skills whose worked solutions its demonstrations (and its control's) need: all when either draws
+        from all skills."""
+        return dataset.skills() if self.source == "all" or self.control() is not None else [train_skill]

@@ -14,6 +14,7 @@ from typing import Any
 from ntkeval.backends.base import TrainingSettings
 from ntkeval.cache import stable_hash
 from ntkeval.errors import choices_error
+from ntkeval.formats.writing import written_answer, wrong_written_answer
 from ntkeval.learners.base import Adaptation
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,8 @@ class LoraLearner:
     def stage(self, context) -> tuple[str, dict]:
         """The expensive stage behind this learner: (cache kind, what determines the adapter)."""
         return ADAPTERS, {"model": context.model_key, "dataset": context.dataset.identity(),
-                          "format": context.fmt.identity(), "learner": self.key(context.train_skill, context.seed)}
+                          "format": context.fmt.identity(), **context.format_key(),
+                          "learner": self.key(context.train_skill, context.seed)}
 
     def adapt(self, context) -> Adaptation:
         kind, parts = self.stage(context)
@@ -118,13 +120,19 @@ class LoraLearner:
         return "loss.json cannot be parsed" if loss is None else self._loss_problem(loss)
 
     def training_texts(self, context) -> list[tuple[str, str]]:
-        """(prompt, target) pairs: the train skill's questions with correct or random answers."""
+        """(prompt, target) pairs: the train skill's questions with their answers written in the cell's answer
+        format, correct (tune-skill) or wrong in content but not in form (tune-base: a random answer of the same
+        form; for reasoning formats a solution of the same shape with random numbers in every step)."""
         examples = context.dataset.train(context.train_skill)
         rng = random.Random(f"{context.seed}:{context.train_skill}:random-answers")
-        fmt = context.fmt
+        fmt, data, form = context.fmt, context.dataset, context.format
         if self.answers == "correct":
-            return [(fmt.prompt(e), fmt.target(e.answer)) for e in examples]
-        return [(fmt.prompt(e), fmt.target(context.dataset.random_answer(e, rng))) for e in examples]
+            return [(fmt.prompt(e), fmt.target(written_answer(form, data, e))) for e in examples]
+        return [(fmt.prompt(e), fmt.target(wrong_written_answer(form, data, e, rng))) for e in examples]
+
+    def solution_skills(self, dataset, train_skill: str) -> list[str]:
+        """The skills whose worked solutions it tunes on: the train skill's."""
+        return [train_skill]
 
     def settings(self, seed: int) -> TrainingSettings:
         """The training settings; the session seeds the adapter initialisation with `seed`, so tune-base and

@@ -15,6 +15,7 @@ from typing import ClassVar
 from ntkeval.schema.rules import MISSING, knob
 
 DTYPES = ("float32", "bfloat16", "float16", "float64")  # weights' dtype; half precision becomes float32 on CPU
+ARITH_FORMATS = ("question", "instruction", "symbol", "word", "backward")  # ntkeval.data.arith.ALL_FORMATS
 
 
 def _lora_targets():
@@ -119,6 +120,8 @@ class ArithDataset:
     n_train: int = knob(32, ge=0)
     n_test: int = _n_test()
     max_operand: int = knob(99, ge=2)
+    formats: list[str] = knob(list(ARITH_FORMATS[:4]), nonempty=True, choices=ARITH_FORMATS,
+                              note="surface formats; backward is opt-in")
 
 
 @dataclass(kw_only=True)
@@ -137,6 +140,8 @@ class JsonlFields:
     skill: str = knob("skill", nonempty=True)
     format: str = knob("format", nonempty=True)
     answer_type: str = knob("answer_type", nonempty=True)
+    rationale: str = knob("rationale", nonempty=True)
+    program: str = knob("program", nonempty=True)
 
 
 @dataclass(kw_only=True)
@@ -212,6 +217,44 @@ class WandbLogger:
     tags: list[str] | None = knob(None)
 
 
+# ---- format ------------------------------------------------------------------------------------------------------
+@dataclass(kw_only=True)
+class DirectFormat:
+    TARGET: ClassVar[str] = "ntkeval.formats.direct.DirectFormat"
+    instruction_line: str = knob("", note="a line before every prompt; empty keeps today's prompts")
+
+
+_LINE = "a line before every prompt, the untouched model's too"
+
+
+@dataclass(kw_only=True)
+class CotFormat:
+    TARGET: ClassVar[str] = "ntkeval.formats.reasoning.CotFormat"
+    instruction_line: str = knob('Solve it step by step: number each step, then end with "The answer is" and the '
+                                 'answer.', note=_LINE)
+
+
+@dataclass(kw_only=True)
+class WorkFormat:
+    TARGET: ClassVar[str] = "ntkeval.formats.reasoning.WorkFormat"
+    instruction_line: str = knob('Write your calculations inside <work> and </work>, one per line, then "The answer '
+                                 'is" and the answer.', note=_LINE)
+
+
+@dataclass(kw_only=True)
+class PotFormat:
+    TARGET: ClassVar[str] = "ntkeval.formats.reasoning.PotFormat"
+    instruction_line: str = knob("Write a short Python program that prints the answer, in a ```python block.",
+                                 note=_LINE)
+
+
+@dataclass(kw_only=True)
+class HybridFormat:
+    TARGET: ClassVar[str] = "ntkeval.formats.reasoning.HybridFormat"
+    instruction_line: str = knob('Write a short Python program that prints the answer in a ```python block, or '
+                                 'number your steps and end with "The answer is" and the answer.', note=_LINE)
+
+
 # ---- the whole config (conf/config.yaml) -------------------------------------------------------------------------
 @dataclass(kw_only=True)
 class Tuning:
@@ -239,6 +282,7 @@ class Config:
     pair: Pair = knob(MISSING)
     scorer: ExactScorer | SampledScorer | NtkScorer = knob(MISSING)
     logger: NoLogger | WandbLogger = knob(MISSING)
+    format: DirectFormat | CotFormat | WorkFormat | PotFormat | HybridFormat | None = knob(None)  # None: direct
     dry_run: bool = knob(False)
     seed: int = _seed()
     device: str = knob("auto", pattern=r"auto|cpu|mps|cuda(:\d+)?", means="auto, cpu, cuda, cuda:<index> or mps")

@@ -1,4 +1,4 @@
-"""Rules between two config nodes (the scorer and the learner, the learner and the data set), checked with the
+"""Rules between two config nodes (the scorer and the learner or the answer format, the learner and the data set), checked with the
 schema so that they too fail in milliseconds instead of after the full build has imported torch.
 
 They read the same settings the classes read: a learner without a control is one whose demonstrations come from
@@ -13,6 +13,9 @@ from typing import Any
 _ICL = "ntkeval.learners.icl.InContextLearner"
 _LORA = "ntkeval.learners.lora.LoraLearner"
 _NEEDS_CONTROL = {"ntkeval.scorers.ntk.NtkScorer": "ntk"}
+_EXACT = "ntkeval.scorers.exact.ExactScorer"
+_DIRECT = "ntkeval.formats.direct.DirectFormat"
+REASONING_SCORERS = "sampled, ntk, majority, verify, process"  # as ntkeval.formats.writing says (no import: no torch)
 
 
 def has_control(learner: dict[str, Any]) -> bool | None:
@@ -27,8 +30,13 @@ def has_control(learner: dict[str, Any]) -> bool | None:
 
 def relation_problems(config: dict[str, Any]) -> list[str]:
     """One line per violated relation of one job's resolved config (its nodes already type-checked)."""
-    learner, scorer, dataset = (config.get(k) or {} for k in ("learner", "scorer", "dataset"))
+    learner, scorer, dataset, answer_format = (config.get(k) or {} for k in ("learner", "scorer", "dataset", "format"))
     problems = []
+    if scorer.get("_target_") == _EXACT and answer_format.get("_target_", _DIRECT) != _DIRECT:
+        name = answer_format["_target_"].rpartition(".")[2].removesuffix("Format").lower()
+        problems.append(f"scorer=exact cannot score format={name}: it teacher-forces the bare answer, and a "
+                        f"reasoning format writes a solution first; expected a scorer that samples "
+                        f"({REASONING_SCORERS}), or format=direct")
     scorer_name = _NEEDS_CONTROL.get(scorer.get("_target_"))
     if scorer_name and has_control(learner) is False:
         problems.append(f"learner={learner.get('name')} has no control for scorer={scorer_name} to sample from (it "
