@@ -132,6 +132,9 @@ class ScriptedLM:
             out.append([Completion((1, 2), texts[i % len(texts)], "stop", -1.0) for i in range(spec.n)])
         return out
 
+    def score_completions(self, prompts, completions, batch_size=16, desc=""):
+        return [[-1.0] * len(cs) for cs in completions]  # every model gives every completion the same probability
+
 
 Q1 = Example("s/test/0", "s", "What is 3+4?", "7")
 Q2 = Example("s/test/1", "s", "What is 5+4?", "9")
@@ -220,6 +223,19 @@ def test_sampled_works_in_a_program_format_with_one_sandbox_batch_per_stage(monk
     assert row["program_failed_control"] == 0.25 and row["program_failed_learner"] == 0.0
     assert len(sandbox.batches) == 3  # base, control, learner: one batch each
     assert questions[0]["answers_control"] == ["7", None]
+
+
+def test_ntk_reads_a_reasoning_format_and_weighs_whole_completions():
+    # equal log p under both models (weights 1): every estimate is 0; the verdicts are the format's
+    control = {"What is 3+4?": ["3 + 4 = 7\nThe answer is 7.", "3 + 4 = 8\nThe answer is 8."],
+               "What is 5+4?": ["5 + 4 = 9\nThe answer is 9."]}
+    learner = {"What is 3+4?": ["3 + 4 = 7\nThe answer is 7."], "What is 5+4?": ["The answer is 1."]}
+    view = View(scripts(control, learner), fmt=Cot())
+    row, _ = NtkScorer(n=2).compare(view)
+    assert row["p_control"] == pytest.approx(0.75) and row["acc_learner"] == pytest.approx(0.5)
+    assert row["delta_balanced"] == row["delta_mirror"] == row["delta_importance"] == 0.0
+    logps = [s for s in view.recorded if s.kind == "sample-logps"]
+    assert len(logps) == 2 and all(s.parts["format"] == {"name": "cot"} for s in logps)
 
 
 def test_stop_strings_default_to_the_formats_and_an_explicit_list_wins():
