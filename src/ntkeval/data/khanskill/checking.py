@@ -16,7 +16,9 @@ import sympy
 
 from ntkeval.data.answer_kinds import parse
 
-_FUNCTIONS = {"gcd": math.gcd, "lcm": math.lcm, "isqrt": math.isqrt, "abs": abs, "min": min, "max": max}
+_FUNCTIONS = {"gcd": math.gcd, "lcm": math.lcm, "isqrt": math.isqrt, "abs": abs, "min": min, "max": max,
+              "sum": sum, "len": len, "sorted": lambda values: tuple(sorted(values))}
+_ON_ONE_TUPLE = ("sum", "len", "sorted")  # these take one tuple of numbers
 _OPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
         ast.Div: lambda a, b: a / b, ast.FloorDiv: lambda a, b: a // b, ast.Mod: lambda a, b: a % b}
 _TYPOGRAPHY = {"×": "*", "÷": "/", "−": "-", "–": "-", "·": "*", "^": "**"}
@@ -66,10 +68,17 @@ def _exact(node: ast.AST) -> Fraction | tuple:
     if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCTIONS
             and not node.keywords and len(node.args) <= 8):
         args = [_exact(arg) for arg in node.args]
-        if node.func.id in ("gcd", "lcm", "isqrt") and any(a.denominator != 1 or abs(a) > 10**18 for a in args):
+        name = node.func.id
+        if name in _ON_ONE_TUPLE:
+            if len(args) != 1 or not isinstance(args[0], tuple) or any(isinstance(a, tuple) for a in args[0]):
+                raise _NotArithmetic
+            result = _FUNCTIONS[name](args[0])
+            return result if isinstance(result, tuple) else Fraction(result)
+        if any(isinstance(a, tuple) for a in args) or (name in ("gcd", "lcm", "isqrt") and any(
+                a.denominator != 1 or abs(a) > 10**18 for a in args)):
             raise _NotArithmetic
-        integers = [int(a) for a in args] if node.func.id in ("gcd", "lcm", "isqrt") else args
-        return Fraction(_FUNCTIONS[node.func.id](*integers))
+        integers = [int(a) for a in args] if name in ("gcd", "lcm", "isqrt") else args
+        return Fraction(_FUNCTIONS[name](*integers))
     raise _NotArithmetic
 
 

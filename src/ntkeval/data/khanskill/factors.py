@@ -85,7 +85,8 @@ def prime_or_not(rng: random.Random) -> Problem | None:
         return None
     text = rng.choice(("Is {n} a prime number? Answer yes or no.", "Is {n} prime? Answer yes or no."))
     answer, root = "yes" if want_prime else "no", isqrt(n)
-    divisor = [] if want_prime else [w.step(f"{n} % {prime_powers(n)[0][0]}", 0, f"{prime_powers(n)[0][0]} divides {n}:")]
+    smallest = prime_powers(n)[0][0]
+    divisor = [] if want_prime else [w.step(f"{n} % {smallest}", 0, f"{smallest} divides {n}:")]
     work = w.worked(w.step(f"isqrt({n})", root, "Divisors to try go up to"), *divisor,
                     w.step(f"all({n} % p for p in range(2, {root + 1}))", answer, "No divisor leaves 0:"),
                     program=f'n = {n}\nprint("yes" if all(n % p for p in range(2, int(n ** 0.5) + 1)) else "no")\n',
@@ -110,7 +111,8 @@ def largest_prime_factor(rng: random.Random) -> Problem | None:
     largest = max(p for p in factors(n) if is_prime(p))
     powers = prime_powers(n)
     work = w.worked(w.step(" * ".join(_power_text(p, e) for p, e in powers), n, "Prime factorization:"),
-                    w.step(f"max({', '.join(str(p) for p, _ in powers)})", largest))
+                    w.step(f"max({', '.join(str(p) for p, _ in powers)})" if len(powers) > 1 else str(largest), largest,
+                           "The largest prime in it:"))
     return problem(f"What is the largest prime factor of {n}?", str(largest), n=n, work=work)
 
 

@@ -150,7 +150,8 @@ def compare_fractions(rng: random.Random) -> Problem | None:
         return None
     answer = "<" if a < b else ">"
     return problem(f"Which symbol goes in the blank: {shown(a)} _ {shown(b)}? Answer <, >, or =.", answer,
-                   a=a, b_num=b.numerator, b_den=b.denominator, work=_compare_work(a, b.numerator, b.denominator, answer))
+                   a=a, b_num=b.numerator, b_den=b.denominator,
+                   work=_compare_work(a, b.numerator, b.denominator, answer))
 
 
 def _compare_work(a: Fraction, b_num: int, b_den: int, answer: str) -> Work:

@@ -75,7 +75,8 @@ def trapezoid_area(rng: random.Random) -> Problem | None:
         return None
     text = (f"A trapezoid has parallel sides of {a} {short} and {b} {short} and a height of {height} {short}. "
             f"What is its area, in square {unit}?")
-    work = worked(step(f"{a} + {b}", a + b, "Sum of the parallel sides:"), step(f"{a + b} * {height}", (a + b) * height),
+    work = worked(step(f"{a} + {b}", a + b, "Sum of the parallel sides:"),
+                  step(f"{a + b} * {height}", (a + b) * height),
                   step(f"{(a + b) * height} / 2", decimal_text(Fraction((a + b) * height, 2)), "Half of it:"))
     return problem(text, decimal_text(Fraction((a + b) * height, 2)), key=f"{min(a, b)},{max(a, b)},{height},{unit}",
                    a=a, b=b, height=height, unit=unit, work=work)
@@ -181,6 +182,7 @@ def classify_angles(rng: random.Random) -> Problem | None:
 @bank.skill(ANG, "polygon-angle-sum", "Sum of the interior angles of a polygon", 8, "integer")
 def polygon_angle_sum(rng: random.Random) -> Problem | None:
     sides = rng.randint(3, 120)
-    work = worked(step(f"{sides} - 2", sides - 2, "Triangles from one corner:"), step(f"{sides - 2} * 180", (sides - 2) * 180))
+    work = worked(step(f"{sides} - 2", sides - 2, "Triangles from one corner:"),
+                  step(f"{sides - 2} * 180", (sides - 2) * 180))
     return problem(f"What is the sum of the interior angles of a polygon with {sides} sides, in degrees?",
                    str((sides - 2) * 180), n=sides, work=work)

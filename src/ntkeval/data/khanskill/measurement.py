@@ -46,7 +46,8 @@ def cube_volume(rng: random.Random) -> Problem | None:
         return problem(text, str(edge**3), key=f"volume:{edge}", edge=edge, unit=unit,
                        work=worked(step(f"{edge} ** 3", edge**3)))
     text = f"A cube has a volume of {edge**3} cubic {unit}. How long is each edge, in {unit}?"
-    work = worked(step(f"{edge**3} ** (1 / 3)", edge, "The cube root:"), program=f"print(round({edge**3} ** (1 / 3)))\n")
+    work = worked(step(f"{edge**3} ** (1 / 3)", edge, "The cube root:"),
+                  program=f"print(round({edge**3} ** (1 / 3)))\n")
     return problem(text, str(edge), key=f"edge:{edge}", volume=edge**3, unit=unit, work=work)
 
 

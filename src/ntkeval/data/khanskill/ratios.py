@@ -58,7 +58,8 @@ def unit_rate(rng: random.Random) -> Problem | None:
     rate, count = rng.randint(12, 90), rng.randint(2, 9)
     given, asked = rng.choice(RATES)
     text = f"{given} {asked}".format(total=rate * count, count=count, name=rng.choice(NAMES))
-    return problem(text, str(rate), total=rate * count, count=count, work=worked(step(f"{rate * count} / {count}", rate)))
+    return problem(text, str(rate), total=rate * count, count=count,
+                   work=worked(step(f"{rate * count} / {count}", rate)))
 
 
 @bank.skill(RAT, "unit-price", "Find the price of one item", 6, "decimal")
@@ -89,7 +90,8 @@ def share_in_ratio(rng: random.Random) -> Problem | None:
     first, second = rng.sample(NAMES, 2)
     text = (f"{first} and {second} share {(p + q) * factor} dollars in the ratio {p}:{q}. "
             f"How many dollars does {first} get?")
-    work = worked(step(f"{p} + {q}", p + q, "Parts in all:"), step(f"{(p + q) * factor} / {p + q}", factor, "One part:"),
+    work = worked(step(f"{p} + {q}", p + q, "Parts in all:"),
+                  step(f"{(p + q) * factor} / {p + q}", factor, "One part:"),
                   step(f"{p} * {factor}", p * factor))
     return problem(text, str(p * factor), p=p, q=q, total=(p + q) * factor, work=work)
 

@@ -28,7 +28,8 @@ NOT_INVERTIBLE = frozenset({
     "factors-multiples/count-factors", "factors-multiples/largest-prime-factor", "factors-multiples/gcf-word-problem",
     "factors-multiples/lcm-word-problem", "negative-numbers/number-line-distance", "coordinate-plane/grid-distance",
     "statistics/median", "statistics/mode", "statistics/range", "exponents/evaluate-powers"})
-_NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?(?:/\d+)?)(?![\w])")
+_NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?(?:/\d+)?)(?![\w])")  # 12,345 3/4 0.5 12
+_PART = re.compile(r"(?<![\d.])(\d+)(?![\d.])")  # a whole number, also inside 3/4, 3x or 2:10
 
 
 def solution_of(problem: Problem, answer: str) -> Solution:
@@ -92,22 +93,27 @@ def check_steps(right: Solution, skill: Skill, steps: tuple[str, ...], is_correc
     return last is not None and (is_correct(last[1]) or same(value_of(last[1]), value_of(right.answer)))
 
 
-def _shown_numbers(problem: Problem) -> list[Fraction]:
-    numbers = []
+def _inputs(problem: Problem) -> set[Fraction]:
+    """The sizes of the numbers a problem was built from (signs stay in the question: -X masks the 5 of -5),
+    including those inside its written expressions and equations."""
+    numbers = set()
     for value in problem.values.values():
         for item in value if isinstance(value, tuple) else (value,):
-            if not isinstance(item, str):
-                numbers.append(Fraction(item))
+            found = _NUMBER.findall(item) if isinstance(item, str) else [item]
+            numbers |= {abs(Fraction(str(n).replace(",", ""))) for n in found}
     return numbers
 
 
 def backward_question(example: Example, problem: Problem, skill: Skill, candidate: str) -> tuple[str, str] | None:
     """FOBAR: the question with its first input number masked by a letter and `candidate` given as the answer,
-    and the masked number as written; None for conceptual skills and those whose answer does not fix it."""
+    and the masked number as written; None for conceptual skills, those whose answer does not fix the number, and
+    questions that show no number (written in words)."""
     if skill.kind == "text" or skill.id in NOT_INVERTIBLE:
         return None
-    inputs = _shown_numbers(problem)
-    for match in _NUMBER.finditer(example.question):
+    inputs = _inputs(problem)
+    tokens = sorted([*_NUMBER.finditer(example.question), *_PART.finditer(example.question)],
+                    key=lambda m: (m.start(1), -len(m.group(1))))  # 42/49 before its parts 42 and 49
+    for match in tokens:
         written = match.group(1)
         if Fraction(written.replace(",", "")) not in inputs:
             continue

@@ -138,7 +138,8 @@ def number_line_distance(rng: random.Random) -> Problem | None:
     if a == b or (a > 0 and b > 0):
         return None
     return problem(f"How far apart are {a} and {b} on a number line?", str(abs(a - b)),
-                   key=",".join(map(str, sorted((a, b)))), a=a, b=b, work=worked(step(f"abs({a} - {signed(b)})", abs(a - b))))
+                   key=",".join(map(str, sorted((a, b)))), a=a, b=b,
+                   work=worked(step(f"abs({a} - {signed(b)})", abs(a - b))))
 
 
 @bank.skill(NEG, "temperature-change", "Temperature changes below zero", 6, "integer")

@@ -17,7 +17,7 @@ from fractions import Fraction
 from ntkeval.formats.base import Step
 
 AUTO = "auto"  # Work.program: build the program from the steps (None: this skill has no program)
-MATH_FUNCTIONS = ("gcd", "lcm", "isqrt")  # the calls a step may make (from math), besides abs, min, max
+MATH_FUNCTIONS = ("gcd", "lcm", "isqrt")  # calls a step may make from math (besides abs, min, max, sum, len, sorted)
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def build_program(steps: tuple[Step, ...], answer: str) -> str | None:
             return None
         lines.append(f"step{index} = {python[0]}")
         names |= python[1] | ({"Fraction"} if "Fraction(" in python[0] else set())
-    if not lines or names - {"Fraction", "abs", "min", "max", *MATH_FUNCTIONS}:
+    if not lines or names - {"Fraction", "abs", "min", "max", "sum", "len", "sorted", *MATH_FUNCTIONS}:
         return None
     if (printing := _printing(f"step{len(lines)}", answer)) is None:
         return None
