@@ -13,6 +13,14 @@ the data set, the roles, `record(stage, compute)` (the stage cache) and `open(ro
   exact    p(correct) by teacher forcing the canonical answer; greedy accuracy alongside (ntkeval.scorers.exact)
   sampled  accuracy of N sampled completions per question; delta = difference of accuracies (ntkeval.scorers.sampled)
   ntk      importance-sampled delta from completions of the control, the learner, or both (ntkeval.scorers.ntk)
+  majority self-consistency: exact maj@k of the sampled answers for several k (ntkeval.scorers.majority)
+  verify   self-verification / FOBAR: candidates re-ranked by backward questions (ntkeval.scorers.verify)
+  process  process supervision: completions whose every step the data set checks right (ntkeval.scorers.process)
+
+The sampling scorers read completions in the cell's answer format (view.format; ntkeval.scorers.reading) and share
+one cached samples stage per role (ntkeval.scorers.sample_stages). They also offer bind_format(format), which the cell
+calls before identity() and stages() so both hold the stop strings really used, and verify and process offer
+validate_data(dataset) (a data set without backward questions or step checks: one line before any model loads).
 """
 
 from __future__ import annotations
