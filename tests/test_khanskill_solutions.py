@@ -149,3 +149,22 @@ def test_a_backward_question_by_hand():
     assert masked == first and question.startswith(example.question.replace(first, "X", 1))
     assert question.endswith("If we know the answer to this question is 5, what is the value of the unknown number X?")
     assert ds.backward_question(ds.test("angles/classify-angles")[0], "acute") is None
+
+
+def test_solutions_survive_the_formats_round_trip():
+    """What the cot/work formats write of a solution, read back, passes check_steps with its words in place; the
+    pot/hybrid program inside its fence prints the answer."""
+    from ntkeval.formats.reasoning import CotFormat, HybridFormat, PotFormat, WorkFormat
+    ds = KhanSkillDataset(seed=3, n_train=2, n_test=2)
+    for example in examples(3, 2):
+        solution, kind = ds.solution(example), ds.answer_kind(example)
+        for fmt in (CotFormat(), WorkFormat()):
+            reading = fmt.read(fmt.target(example, solution), kind)
+            assert len(reading.steps) == len(solution.steps) and ds.is_correct(example, reading.answer), example
+            assert ds.check_steps(example, reading.steps) is (None if kind == "text" else True), (example, reading)
+        for fmt in (PotFormat(), HybridFormat()):
+            if solution.program is None and (fmt.name == "pot" or solution.computational):
+                continue
+            reading = fmt.read(fmt.target(example, solution), kind)
+            if reading.program is not None:
+                assert printed(reading.program) == example.answer + "\n", example

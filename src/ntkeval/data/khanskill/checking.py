@@ -23,6 +23,7 @@ _OPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lamb
         ast.Div: lambda a, b: a / b, ast.FloorDiv: lambda a, b: a // b, ast.Mod: lambda a, b: a % b}
 _TYPOGRAPHY = {"×": "*", "÷": "/", "−": "-", "–": "-", "·": "*", "^": "**"}
 _ENUMERATOR = re.compile(r"^\s*(?:[-*•]|(?:step\s*)?\d+\s*[.):])\s+", re.IGNORECASE)
+_WORDS = re.compile(r"^\s*(?:(?:[A-Za-z][A-Za-z'’,;]+|a|A)\s+)+(?=[-+(\d.])")  # words before a step: "Sum of"
 Value = Fraction | tuple | sympy.Expr
 
 
@@ -91,7 +92,7 @@ def evaluate(text: str) -> Value | None:
         return None
     try:
         return _exact(ast.parse(cleaned, mode="eval").body)
-    except (SyntaxError, _NotArithmetic, ValueError, TypeError, ZeroDivisionError, RecursionError):
+    except (SyntaxError, _NotArithmetic, ValueError, TypeError, ZeroDivisionError, RecursionError, MemoryError):
         pass
     return parse(text)  # algebra and pi: sympy, with answer_kinds' guards on what reaches it
 
@@ -125,15 +126,15 @@ def same(a: Value | None, b: Value | None) -> bool:
 
 
 def split_step(written: str) -> tuple[str, str] | None:
-    """(expression, value) of a written step: an optional number or label ("2.", "Step 2:", "Add them: ") and
-    `expression = value`, split at the first "="; None when the line has no "="."""
+    """(expression, value) of a written step: an optional number or label ("2.", "Step 2:", "Add them: ", words
+    before the first number) and `expression = value`, split at the first "="; None when the line has no "="."""
     line = _ENUMERATOR.sub("", written.strip().removeprefix("<<").removesuffix(">>"))
     if "=" not in line:
         return None
     expression, value = line.split("=", 1)
     if ": " in expression:
         expression = expression.rsplit(": ", 1)[1]
-    return expression.strip(), value.strip()
+    return _WORDS.sub("", expression).strip(), value.strip()
 
 
 def step_is_true(written: str) -> bool:

@@ -91,7 +91,7 @@ def missing_value_for_mean(rng: random.Random) -> Problem | None:
             "What is the other number?")
     total = average * (len(known) + 1)
     work = worked(step(f"{average} * {len(known) + 1}", total, "The total of all the numbers:"),
-                  step(" + ".join(map(str, known)), sum(known), "The known numbers add to"),
+                  step(" + ".join(map(str, known)), sum(known), "The known numbers:"),
                   step(f"{total} - {sum(known)}", missing))
     return problem(text, str(missing), key=f"{_bag_key(known)}:{average}", known=known, average=average, work=work)
 
