@@ -19,10 +19,12 @@ from ntkeval.backends.huggingface.tiny import TinyModel
 from ntkeval.cache import stable_hash
 from ntkeval.data.answer_kinds import equivalent
 from ntkeval.data.answer_reading import final_answer
+from ntkeval.data.arith import ArithDataset
 from ntkeval.data.base import Example
 from ntkeval.errors import UserError
 from ntkeval.formats.base import Reading
-from ntkeval.formats.reasoning import PotFormat
+from ntkeval.formats.direct import DirectFormat
+from ntkeval.formats.reasoning import CotFormat, PotFormat
 from ntkeval.prompts import PromptFormat
 from ntkeval.sandbox import sandbox_problem
 from ntkeval.scorers import reading as reading_module
@@ -190,6 +192,10 @@ def test_direct_reads_as_before_formats_and_keys_are_unchanged():
     assert SampledScorer().identity() == {"name": "sampled", "n": 16, "temperature": 1.0, "top_p": 1.0,
                                           "max_new_tokens": 16, "stop": ["\n"]}
     assert NtkScorer().identity()["stop"] == ["\n"] and "programs" not in NtkScorer().identity()
+    bound = SampledScorer()
+    bound.bind_format(DirectFormat())  # what a cell of the default format binds: nothing changes
+    roles = View({}).roles
+    assert bound.identity() == SampledScorer().identity() and bound.stages(roles) == SampledScorer().stages(roles)
 
 
 def test_a_reasoning_format_reads_its_last_line_and_keys_its_samples():
@@ -442,3 +448,47 @@ def test_program_answers_run_in_the_real_sandbox():
     assert [r["answer"] for r in read] == ["7", None, None, None, None]
     assert [r.get("program_status") for r in read] == ["ok", "timeout", "forbidden", "error", None]
     assert [r["unparsable"] for r in read] == [0, 0, 0, 0, 1]  # no program at all: nothing to read
+
+
+# ---- with the real formats and arith -------------------------------------------------------------------------------
+def arith_view(control: dict, learner: dict, fmt) -> View:
+    view = View(scripts(control, learner), fmt=fmt, examples=ARITH.test("cplex/question"))
+    view.dataset = ARITH
+    return view
+
+
+ARITH = ArithDataset(seed=0, n_train=2, n_test=2, max_operand=9)
+
+
+def test_real_cot_solutions_are_right_for_the_right_reasons_and_a_changed_step_is_not():
+    right = {e.question: [CotFormat().target(e, ARITH.solution(e))] for e in ARITH.test("cplex/question")}
+    # the same solutions with the first step's result changed: the answer line still right, the steps not
+    altered = {q: [t[0].replace(" = ", " = 1", 1)] for q, t in right.items()}
+    row, _ = ProcessScorer(n=2).compare(arith_view(right, altered, CotFormat()))
+    assert (row["p_control"], row["acc_control"], row["steps_right_control"]) == (1.0, 1.0, 1.0)
+    assert (row["p_learner"], row["acc_learner"], row["steps_right_learner"]) == (0.0, 1.0, 0.0)
+    assert row["delta"] == -1.0
+
+
+def test_real_pot_programs_are_run_and_read(monkeypatch):
+    if sandbox_problem():
+        pytest.skip(f"no sandbox here: {sandbox_problem()}")
+    right = {e.question: [PotFormat().target(e, ARITH.solution(e))] for e in ARITH.test("cplex/question")}
+    wrong = {q: [t[0].replace("print(x4)", "print(x4 + 1)")] for q, t in right.items()}
+    row, _ = SampledScorer(n=2).compare(arith_view(right, wrong, PotFormat()))
+    assert (row["p_control"], row["p_learner"], row["program_failed_control"]) == (1.0, 0.0, 0.0)
+
+
+def test_verify_with_arith_backward_questions():
+    # on each question the control votes a wrong answer (answer + 1) twice and the right one once; asked back, the
+    # right answer recovers the masked number and the wrong one does not: verified right, voted wrong
+    forward, backward = {}, {}
+    for e in ARITH.test("cplex/question"):
+        wrong = str(int(e.answer) + 1)
+        forward[e.question] = [wrong, wrong, e.answer]
+        question, masked = ARITH.backward_question(e, e.answer)
+        backward[question] = [f"The answer is {masked}."]
+        question_w, masked_w = ARITH.backward_question(e, wrong)
+        backward[question_w] = [str(int(masked_w) + 5)]
+    row, _ = VerifyScorer(n=3, m=2).compare(arith_view({**forward, **backward}, {**forward, **backward}, None))
+    assert (row["p_control"], row["vote_control"], row["changed_control"]) == (1.0, 0.0, 1.0)
