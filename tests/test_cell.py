@@ -310,3 +310,79 @@ def test_ntk_interval_uses_the_range_its_head_estimate_can_take(tmp_path, monkey
     run_cell(make_cell(tmp_path, icl_skill(), tmp_path / "c",
                        scorer=NtkScorer(n=4, max_new_tokens=3, estimates=["importance"])), NullTracker())
     assert seen == [None] * len(TESTS)
+
+
+# ---- answer formats through learners and cells (issue 11) --------------------------------------------------------
+def _context(tmp_path, answer_format, fmt=None):
+    from ntkeval.formats.direct import DirectFormat
+
+    answer_format = answer_format or DirectFormat()
+    return AdaptContext(dataset=ArithDataset(n_train=8, n_test=4), train_skill="ops/question", seed=0,
+                        fmt=(fmt or PromptFormat()).with_instruction(answer_format.instruction()),
+                        cache=StageCache(tmp_path), model_key={}, format=answer_format)
+
+
+def test_direct_texts_are_todays_exactly(tmp_path):
+    context = _context(tmp_path, None)
+    examples = context.dataset.train("ops/question")
+    right = tune("tune-skill", "correct").training_texts(context)
+    assert right == [(f"Q: {e.question}\nA:", f" {e.answer}\n") for e in examples]
+    import random
+
+    rng = random.Random("0:ops/question:random-answers")
+    wrong = tune("tune-base", "random").training_texts(context)
+    assert wrong == [(f"Q: {e.question}\nA:", f" {context.dataset.random_answer(e, rng)}\n") for e in examples]
+
+
+def test_icl_demonstrations_of_learner_and_control_are_written_in_the_cells_format(tmp_path):
+    from ntkeval.formats.reasoning import CotFormat
+
+    context = _context(tmp_path, CotFormat())
+    skill = InContextLearner(name="icl-skill", demos=3).adapt(context).prefix
+    standard = InContextLearner(name="icl-standard", demos=3, source="all").adapt(context).prefix
+    for prefix in (skill, standard):
+        demos = [d for d in prefix.split("\n\n") if d]
+        assert len(demos) == 3
+        assert all(d.startswith("Q: ") and "\nA: 1. " in d and "\nThe answer is " in d for d in demos), demos
+    ds = context.dataset
+    first = next(e for e in ds.train("ops/question") if f"Q: {e.question}\n" in skill)
+    expected = CotFormat().target(first, ds.solution(first))
+    assert f"Q: {first.question}\nA: {expected}\n\n" in skill  # e.g. "1. 12 + 7 = 19\n2. 19 * 3 = 57\nThe answer is 57."
+
+
+def test_tune_base_of_a_reasoning_format_writes_wrong_solutions_of_the_same_shape(tmp_path):
+    from ntkeval.formats.reasoning import WorkFormat
+
+    context = _context(tmp_path, WorkFormat())
+    right = tune("tune-skill", "correct").training_texts(context)
+    wrong = tune("tune-base", "random").training_texts(context)
+    instruction = WorkFormat().instruction() + "\n"
+    assert [p for p, _ in right] == [p for p, _ in wrong] and all(p.startswith(instruction + "Q: ") for p, _ in right)
+    for (_, a), (_, b) in zip(right, wrong):
+        assert a != b and a.count("\n") == b.count("\n") and b.startswith(" <work>\n") and "</work>\nThe answer is" in b
+
+
+def test_the_format_keys_a_cell_only_when_it_is_not_direct(tmp_path):
+    from ntkeval.formats.direct import DirectFormat
+    from ntkeval.formats.reasoning import CotFormat
+    from ntkeval.scorers.base import Stage
+
+    learner = tune("tune-skill", "correct")
+    plain = make_cell(tmp_path, learner, tmp_path / "cache")
+    direct = make_cell(tmp_path, learner, tmp_path / "cache")
+    direct.format = DirectFormat()
+    cot = Cell(**{**{f: getattr(plain, f) for f in ("model", "learner", "dataset", "train_skill", "test_skills",
+                                                   "scorer", "seed", "cache", "out_dir")},
+                  "fmt": PromptFormat(), "format": CotFormat()})
+    assert direct.cell_id() == plain.cell_id() and "format" not in plain.identity()
+    assert cot.cell_id() != plain.cell_id() and cot.config_id() != plain.config_id()
+    assert cot.identity()["format"] == "cot"
+    stage = Stage("scores", plain.roles().learner)
+    assert cot.stage_parts(stage, "add/question")["answer_format"] == CotFormat().identity()
+    assert "answer_format" not in plain.stage_parts(stage, "add/question")
+    assert learner.stage(cot.context())[1]["answer_format"] == CotFormat().identity()
+    assert cot.fmt.instruction == CotFormat().instruction()
+    from ntkeval.cell import skill_views
+
+    view = skill_views(cot)[0]
+    assert view.format is cot.format and view.fmt.prompt(view.examples[0]).startswith(CotFormat().instruction())

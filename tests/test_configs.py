@@ -11,7 +11,7 @@ from ntkeval.build import CONF_DIR, make, resolve_skills
 from ntkeval.pair_sweep import expands
 from ntkeval.schema.command_line import group_options as options_in
 
-GROUPS = ["model", "learner", "dataset", "pair", "scorer", "logger"]
+GROUPS = ["model", "learner", "dataset", "pair", "scorer", "logger", "format"]
 
 
 def options_of(group: str) -> list[str]:
@@ -52,6 +52,8 @@ def test_every_option_composes_and_builds(compose_config, group, tmp_path):
             assert built.name == cfg.model.name and built.identity()
         if group == "learner":
             assert built.name == option
+        if group == "format":
+            assert built.name == option and built.identity() == ({} if option == "direct" else built.identity())
         dataset = make(cfg.dataset)
         train, tests = resolve_skills(dataset, cfg.pair)
         assert train in dataset.skills() and set(tests) <= set(dataset.skills()) and tests
@@ -127,6 +129,7 @@ def test_every_option_passes_the_schema(compose_config, group, tmp_path):
 
     for option in options_of(group):
         extra = dataset_overrides(option, tmp_path) if group == "dataset" else []
+        extra += ["scorer=sampled"] if group == "format" else []  # the default exact scorer reads bare answers only
         assert typed_problems(compose_config(f"{group}={option}", *extra)) == [], f"{group}={option}"
 
 

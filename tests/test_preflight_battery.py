@@ -96,6 +96,13 @@ BATTERY = [
     Case(("scorer=ntk", "learner=icl-standard"), "learner=icl-standard", "icl-skill", "schema"),
     Case(("scorer=ntk", "learner=tune-base"), "learner=tune-base", "tune-skill", "schema", cli=False),
     Case(("learner.demos=40",), "learner.demos=40", "at most dataset.n_train=32", "schema", cli=False),
+    # answer formats (issue 11)
+    Case(("format=cot",), "scorer=exact cannot score format=cot", "sampled, ntk, majority, verify, process",
+         "schema"),
+    Case(("format=cots",), "unknown format 'cots'", "cot, direct, hybrid, pot, work", "text", cli=False),
+    Case(("format=pot", "scorer=sampled", "format.instruction_line=[1]"), "format.instruction_line=[1]", "string",
+         "schema", cli=False),
+    Case(("dataset.formats=[question,backwards]",), "dataset.formats", "backward", "schema", cli=False),
 ]
 CLI_CASES = [pytest.param(c, id=" ".join(c.args)[:60]) for c in BATTERY if c.cli]
 
@@ -253,3 +260,55 @@ def test_templates_may_hold_literal_braces(compose_config):
 def test_a_peft_option_beyond_the_schema_passes_through(compose_config):
     """peft's LoraConfig is passed as is: options the YAML does not set are peft's to check in the full build."""
     assert typed_problems(compose_config("learner=tune-skill", "+learner.lora.use_rslora=true")) == []
+
+
+def _rows(tmp_path, with_rationale: bool) -> str:
+    import json
+
+    path = tmp_path / "mine.jsonl"
+    rows = [{"question": f"What is {i} + {s}?", "answer": str(i + s), "skill": f"s{s}",
+             **({"rationale": f"{i} + {s} = {i + s}"} if with_rationale or s == 1 else {})}
+            for s in (1, 2, 3) for i in range(6)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_a_format_the_data_set_cannot_write_names_the_skills(tmp_path, monkeypatch):
+    """icl-skill's control draws demonstrations of every skill, so every skill needs a rationale; one line."""
+    monkeypatch.chdir(tmp_path)
+    base = ["dataset=jsonl", f"dataset.path={_rows(tmp_path, False)}", "dataset.n_train=3", "dataset.n_test=3",
+            "learner.demos=2", "pair.train=s1", "pair.test=s1", "scorer=sampled", "format=cot"]
+    with pytest.raises(UserError) as raised:
+        check_command_line(base)
+    line = str(raised.value)
+    assert "format=cot" in line and "s2, s3" in line and "rationale" in line and "format=direct" in line, line
+    assert "s1," not in line and "\n" not in line
+    with pytest.raises(UserError, match="no program on some train questions of s1, s2, s3"):
+        check_command_line([*base[:-1], "format=pot"])
+    assert check_command_line([*base[:1], f"dataset.path={_rows(tmp_path, True)}", *base[2:]]) == 1
+
+
+def test_a_program_format_without_a_working_sandbox_is_one_line(tmp_path, monkeypatch):
+    from ntkeval.formats import checks
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(checks, "sandbox_problem", lambda: "the program sandbox needs Linux; this system is plan9")
+    args = ["scorer=sampled", "pair.test=add/question"]
+    with pytest.raises(UserError, match=r"^format=pot runs the model's programs, and the program sandbox needs Linux; "
+                                        r"this system is plan9; expected a system where the sandbox works"):
+        check_command_line([*args, "format=pot"])
+    assert check_command_line([*args, "format=cot"]) == 1  # steps need no sandbox
+
+
+def test_a_data_set_without_solutions_refuses_reasoning_formats_only():
+    from ntkeval.formats.direct import DirectFormat
+    from ntkeval.formats.reasoning import CotFormat
+    from ntkeval.formats.writing import format_problem
+
+    class Plain:
+        name = "plain"
+
+    assert format_problem(DirectFormat(), Plain(), ["a"]) is None
+    assert format_problem(CotFormat(), Plain(), ["a"]) == (
+        "format=cot needs worked solutions, and data set 'plain' writes none (it has no solution/format_problem "
+        "methods: ntkeval.data.base.ReasoningDataSet); expected format=direct")

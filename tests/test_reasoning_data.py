@@ -135,3 +135,63 @@ def test_backward_is_opt_in_and_keyed_only_when_chosen():
         ArithDataset(formats=["question", "backwards"])
     with pytest.raises(UserError, match="distinct"):
         ArithDataset(formats=["word", "word"])
+
+
+# ---- jsonl: solutions from optional rationale and program fields -------------------------------------------------
+def _jsonl(tmp_path, rows):
+    from ntkeval.data.jsonl import JsonlDataset
+
+    path = tmp_path / "mine.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return JsonlDataset(path=str(path), n_train=2, n_test=2)
+
+
+def _sums(skill, n=4, **extra):
+    return [{"question": f"Ann has {i} apples and buys {i + 10}. How many now?", "answer": str(2 * i + 10),
+             "skill": skill, **{k: v(i) for k, v in extra.items()}} for i in range(1, n + 1)]
+
+
+def test_jsonl_solutions_come_from_rationale_and_program(tmp_path):
+    ds = _jsonl(tmp_path, _sums("steps", rationale=lambda i: f"Start with {i}.\n{i} + {i + 10} = {2 * i + 10}")
+                + _sums("code", program=lambda i: f"print({i} + {i + 10})"))
+    example = ds.train("steps")[0]
+    i = int(re.search(r"\d+", example.question).group())
+    solution = ds.solution(example)
+    assert solution.steps == (Step(f"Start with {i}.", ""), Step(f"{i} + {i + 10} = {2 * i + 10}", ""))
+    assert solution.program is None and solution.computational is False
+    code = ds.solution(ds.train("code")[0])
+    assert code.steps == () and code.computational is True and run(code.program) == ds.train("code")[0].answer
+    assert ds.format_problem("cot", ["steps"]) is None and ds.format_problem("pot", ["code"]) is None
+    assert ds.format_problem("hybrid", ["steps", "code"]) is None
+    assert "no rationale on some train questions of code;" in ds.format_problem("cot", ["steps", "code"])
+    assert "no program on some train questions of steps;" in ds.format_problem("pot", ["steps", "code"])
+    assert ds.check_steps(example, ("1 + 1 = 2",)) is None
+
+
+def test_jsonl_wrong_solutions_keep_the_lines_and_put_the_random_answer_where_the_answer_was(tmp_path):
+    ds = _jsonl(tmp_path, _sums("steps", rationale=lambda i: f"Start with {i}.\n{i} + {i + 10} = {2 * i + 10}"))
+    example = ds.train("steps")[0]
+    wrong = ds.wrong_solution(example, random.Random(1))
+    assert wrong.answer != example.answer and len(wrong.steps) == 2
+    assert wrong.steps[1].expression.endswith(f"= {wrong.answer}") and wrong.steps[0].expression.startswith("Start")
+    assert wrong.answer == ds.random_answer(example, random.Random(1))  # drawn first: direct's stream
+
+
+def test_jsonl_backward_question_masks_the_first_number(tmp_path):
+    ds = _jsonl(tmp_path, _sums("steps"))
+    example = ds.test("steps")[0]
+    i = re.search(r"\d+", example.question).group()
+    question, masked = ds.backward_question(example, "99")
+    assert masked == i and question.startswith("Ann has X apples") and question.endswith(
+        "If we know the answer to the above question is 99, what is the value of unknown variable X?")
+
+
+def test_jsonl_keys_are_unchanged_without_solution_fields(tmp_path):
+    """The data digest leaves out absent rationale/program fields, so every jsonl key made before them holds."""
+    import hashlib
+
+    rows = _sums("steps")
+    ds = _jsonl(tmp_path, rows)
+    records = [{"question": r["question"], "answer": r["answer"], "skill": r["skill"], "format": None,
+                "kind": "integer"} for r in rows]
+    assert ds.identity()["data_sha256"] == hashlib.sha256(json.dumps(records).encode()).hexdigest()

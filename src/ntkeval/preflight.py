@@ -309,8 +309,9 @@ def check_command_line(argv: list[str]) -> int:
         from ntkeval.plan import plan_grid
 
         for cell in cells:
+            shown = f" format={cell.format.name}" if cell.format.reasoning else ""
             print(f"cell: {cell.model.name} {cell.learner.name} {cell.dataset.name} train={cell.train_skill} "
-                  f"tests={len(cell.test_skills)} seed={cell.seed}")
+                  f"tests={len(cell.test_skills)} seed={cell.seed}{shown}")
         print("\n".join(plan_grid(cells).lines()))
         raise SystemExit(0)
     return len(grid.jobs)

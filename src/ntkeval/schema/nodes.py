@@ -31,7 +31,15 @@ def _n_test():
 
 
 def _stop():
-    return knob(["\n"], nonempty=True, note="text that ends a completion")
+    return knob(None, nonempty=True, note="text that ends a completion; null: the answer format's stop strings")
+
+
+def _program_timeout():
+    return knob(5.0, gt=0, note="seconds a program answer (format=pot, hybrid) may run in the sandbox")
+
+
+def _program_memory():
+    return knob(512, ge=32, note="MB of memory a program answer may use in the sandbox")
 
 
 # ---- model ------------------------------------------------------------------------------------------------------
@@ -183,7 +191,9 @@ class SampledScorer:
     temperature: float = knob(1.0, gt=0, note="1.0 samples the model as it is")
     top_p: float = knob(1.0, gt=0, le=1)
     max_new_tokens: int = knob(16, ge=1)
-    stop: list[str] = _stop()
+    stop: list[str] | None = _stop()
+    program_timeout_s: float = _program_timeout()
+    program_memory_mb: int = _program_memory()
 
 
 _AS_THEY_ARE = ("importance weights are ratios of the models' own probabilities, so completions are drawn from the "
@@ -195,12 +205,14 @@ class NtkScorer:
     TARGET: ClassVar[str] = "ntkeval.scorers.ntk.NtkScorer"
     n: int = knob(16, ge=2, note="completions per question; a standard error needs two")
     max_new_tokens: int = knob(16, ge=1)
-    stop: list[str] = _stop()
+    stop: list[str] | None = _stop()
     estimates: list[str] = knob(["balanced", "mirror", "importance"], nonempty=True,
                                 choices=("balanced", "mirror", "importance"))
     temperature: float = knob(1.0, choices=(1.0,), note=_AS_THEY_ARE)
     top_p: float = knob(1.0, choices=(1.0,), note=_AS_THEY_ARE)
     batch_size: int = knob(16, ge=1)
+    program_timeout_s: float = _program_timeout()
+    program_memory_mb: int = _program_memory()
 
 
 @dataclass(kw_only=True)
