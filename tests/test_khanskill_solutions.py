@@ -94,9 +94,9 @@ def test_wrong_solutions_keep_the_shape_with_random_numbers_and_a_random_answer(
         assert not ds.is_correct(example, wrong.answer)
         assert len(wrong.steps) == len(right.steps) and (wrong.program is None) == (right.program is None)
         assert [s.text for s in wrong.steps] == [s.text for s in right.steps]
-        for good, bad in zip(right.steps, wrong.steps):
+        for good, bad in zip(right.steps, wrong.steps, strict=True):
             assert re.sub(r"\d", "0", good.expression) == re.sub(r"\d", "0", bad.expression)  # same shape
-        numbered = [(g, b) for g, b in zip(right.steps, wrong.steps) if re.search(r"\d{2}", g.expression)]
+        numbered = [(g, b) for g, b in zip(right.steps, wrong.steps, strict=True) if re.search(r"\d{2}", g.expression)]
         assert not numbered or any(g.expression != b.expression for g, b in numbered), example
 
 
@@ -168,3 +168,25 @@ def test_solutions_survive_the_formats_round_trip():
             reading = fmt.read(fmt.target(example, solution), kind)
             if reading.program is not None:
                 assert printed(reading.program) == example.answer + "\n", example
+
+
+def test_hand_computed_solutions():
+    ds = KhanSkillDataset(seed=0, n_train=1, n_test=0)
+
+    def steps_of(skill: str) -> tuple[str, list[tuple[str, str]], str | None]:
+        example = ds.train(skill)[0]
+        solution = ds.solution(example)
+        return example.question, [(s.expression, s.value) for s in solution.steps], solution.program
+
+    assert steps_of("fractions/add-unlike-denominators")[:2] == (
+        "Calculate 3/7 + 7/10.", [("lcm(7, 10)", "70"), ("3 * 10 + 7 * 7", "79"), ("79 / 70", "79/70")])
+    question, steps, program = steps_of("whole-numbers/multiply-two-digit")
+    assert question == "What is 44 × 14?" and steps == [("44 * 10", "440"), ("44 * 4", "176"), ("440 + 176", "616")]
+    assert program == "step1 = 44 * 10\nstep2 = 44 * 4\nstep3 = 440 + 176\nprint(step3)\n"
+    question, steps, program = steps_of("linear-equations/two-step-equations")
+    assert question == "Solve for x: 8x - 3 = 45." and steps == [("45 - (-3)", "48"), ("48 / 8", "x=6")]
+    assert printed(program) == "x=6\n"
+    assert steps_of("geometry/circle-area")[1:] == ([("30 ** 2", "900"), ("900 * pi", "900π")],
+                                                   'radius = 30\nprint(f"{radius ** 2}π")\n')
+    assert steps_of("order-of-operations/multi-step")[:2] == (
+        "Evaluate [8 + (12 - 12)] × 6.", [("12 - 12", "0"), ("8 + 0", "8"), ("8 * 6", "48")])

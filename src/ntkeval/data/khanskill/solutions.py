@@ -1,9 +1,13 @@
 """KhanSkill's side of the reasoning formats: worked solutions from each generator's own computation, wrong
 solutions of the same shape for the tune-base control, exact step checks, and FOBAR backward questions.
 
-    ds = KhanSkillDataset(); example = ds.test("fractions/add-unlike-denominators")[0]
-    ds.solution(example).steps        # (Step("3/7 + 7/10", "79/70"),)
-    ds.check_steps(example, ("3/7 + 7/10 = 79/70",))   # True
+    ds = KhanSkillDataset(); example = ds.train("fractions/add-unlike-denominators")[0]   # Calculate 3/7 + 7/10.
+    ds.solution(example).steps   # lcm(7, 10) = 70, 3 * 10 + 7 * 7 = 79, 79 / 70 = 79/70 (as Step records)
+    ds.check_steps(example, ("Common denominator: lcm(7, 10) = 70", "3 * 10 + 7 * 7 = 79", "79 / 70 = 79/70"))  # True
+
+A wrong solution (the tune-base control) keeps every step's words and shape with random digits and ends in a random
+answer of the skill's kind; its program has the same lines with those random numbers, so what it prints follows them
+rather than the random answer. check_steps is None for skills whose answers are words or symbols (comparing, naming).
 """
 
 from __future__ import annotations

@@ -66,8 +66,9 @@ def _python(expression: str) -> tuple[str, set[str]] | None:
     except SyntaxError:
         return None
     exact = _Exact()
+    before = ast.dump(tree)
     tree = ast.fix_missing_locations(exact.visit(tree))
-    return ast.unparse(tree), exact.names
+    return (expression if ast.dump(tree) == before else ast.unparse(tree)), exact.names  # as written if exact
 
 
 def _printing(name: str, answer: str) -> list[str] | None:
