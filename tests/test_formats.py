@@ -8,7 +8,13 @@ import pytest
 from ntkeval.data.base import Example
 from ntkeval.formats.base import AnswerFormat, Reading, Solution, Step
 from ntkeval.formats.direct import DirectFormat
-from ntkeval.formats.reasoning import CotFormat, HybridFormat, PotFormat, WorkFormat, read_program
+from ntkeval.formats.reasoning import (
+    CotFormat,
+    HybridFormat,
+    PotFormat,
+    WorkFormat,
+    read_program,
+)
 from ntkeval.prompts import PromptFormat
 
 EXAMPLE = Example("ops/question/test/0", "ops/question", "What is (12+7)*3?", "57")

@@ -13,7 +13,14 @@ import re
 import pytest
 
 from ntkeval.data.arith import ALL_FORMATS, ArithDataset, evaluate
-from ntkeval.data.arith_solutions import inverted, program_of, random_tree, steps_of, tree_of, value
+from ntkeval.data.arith_solutions import (
+    inverted,
+    program_of,
+    random_tree,
+    steps_of,
+    tree_of,
+    value,
+)
 from ntkeval.data.base import Example
 from ntkeval.errors import UserError
 from ntkeval.formats.base import Step

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ntkeval.data.answer_kinds import equivalent
-from ntkeval.data.arith_solutions import ArithSolutions, inverted, leaf_count, masked_text, text_of, tree_of
+from ntkeval.data.arith_solutions import ArithSolutions, backward_problem
 from ntkeval.data.base import Example, SkillGroups, groups_by_axis
 from ntkeval.data.selection import select_skills
 from ntkeval.errors import UserError, choices_error
@@ -191,16 +191,6 @@ def _render(fmt: str, expression: str, shape: _Shape, values: dict, rng: random.
     return story.format(name=rng.choice(NAMES), things=rng.choice(THINGS), **values)
 
 
-def _backward(expression: str, rng: random.Random) -> tuple[str, str, str, int]:
-    """A backward question of a forward expression: (its text, the numbers it shows, the expression that solves it,
-    the masked number); one number, drawn at random, is masked."""
-    tree, result = tree_of(expression), evaluate(expression)
-    masked = rng.randrange(leaf_count(tree))
-    shown = f"{masked_text(expression, masked)} = {result}"
-    return f"{shown}. What is x?", shown, text_of(inverted(tree, masked, result)), \
-        int(re.findall(r"\d+", expression)[masked])
-
-
 class ArithDataset(ArithSolutions):
     """Seeded, cached generator of the arithmetic skills (6 operations x the chosen formats, 24 by default); same
     arguments give the same questions in any process. Worked solutions come from ArithSolutions."""
@@ -318,7 +308,7 @@ class ArithDataset(ArithSolutions):
             if fmt == "backward":
                 if abs(answer) >= MAX_MAGNITUDE:
                     continue
-                text, shown, expression, answer = _backward(expression, rng)
+                text, shown, expression, answer = backward_problem(expression, rng)
                 if split_of(shown) != split:  # its numbers as another operation shows them (96-55) share its side
                     continue
                 problem = f"{split_key(shown)}={answer}"

@@ -12,11 +12,10 @@ from __future__ import annotations
 import ast
 import random
 import re
-from typing import Union
 
 from ntkeval.formats.base import Solution, Step
 
-Tree = Union[int, tuple[str, "Tree", "Tree"]]  # a number, or (operator, left, right) with operator in + - * /
+Tree = int | tuple[str, "Tree", "Tree"]  # a number, or (operator, left, right) with operator in + - * /
 _OPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 _EQUATION = re.compile(r"([-+*/()\d\s]*\d[-+*/()\d\s]*)=\s*(-?\d+)(?![\d.])")
 
@@ -138,6 +137,15 @@ def masked_text(expression: str, masked: int, symbol: str = "x") -> str:
     hit = numbers[masked]
     text = expression[:hit.start()] + symbol + expression[hit.end():]
     return re.sub(r"(?<=[\w)])([-+*/])(?=[\w(])", r" \1 ", text)
+
+
+def backward_problem(expression: str, rng: random.Random) -> tuple[str, str, str, int]:
+    """The backward question of a forward expression, one number drawn at random and masked: (its text, what it
+    shows, the expression that solves it, the masked number)."""
+    tree = tree_of(expression)
+    result, masked = value(tree), rng.randrange(leaf_count(tree))
+    shown = f"{masked_text(expression, masked)} = {result}"
+    return f"{shown}. What is x?", shown, text_of(inverted(tree, masked, result)), leaves(tree)[masked]
 
 
 def steps_correct(question: str, answer: str, steps: tuple[str, ...]) -> bool:
