@@ -45,7 +45,11 @@ DEVICE_NEUTRAL = "a float32 model loads in float32 on every device; the loaded d
 # Settings that change how cached stages combine into a result, not the stages: cell id and config_id change only.
 COMBINATION_ONLY = {
     "scorer.estimates": "which estimates are formed from the same samples, and which one is the row's delta",
+    "scorer.k": "which maj@k are formed from the same samples (one draw of max(k)), and which one is the row's delta",
 }
+# The sandbox limits of program answers: unused with the direct format, whose answers are never programs (the
+# scorers key them for every reasoning format; test_program_limits_key_the_cells_of_program_formats checks pot's).
+PROGRAM_LIMITS = ("scorer.program_timeout_s", "scorer.program_memory_mb")
 # Grid coordinates: in the cell id and its identity columns, never in config_id (so seeds and skills pool).
 COORDINATES = {"seed", "pair.train", "pair.test"}
 # Settings an option does not use at all (perturbing them must change nothing).
@@ -97,6 +101,8 @@ def base_overrides(group: str, option: str, tmp_path: Path) -> list[str]:
                       "dataset.n_train=4", "dataset.n_test=4"]
     elif group != "pair":
         overrides += ["pair.test=[add/question,mul/word]"]
+    if (group, option) == ("scorer", "process"):  # it checks written steps: a format that writes them
+        overrides += ["format=cot"]
     return overrides + [f"{group}={option}"]
 
 
@@ -171,6 +177,8 @@ def neutral_reason(path: str, group: str, option: str, cfg) -> str | None:
         return None if OmegaConf.select(cfg, "model.dtype", default="float32") in HALF_DTYPES else DEVICE_NEUTRAL
     if path in RESULT_NEUTRAL:
         return RESULT_NEUTRAL[path]
+    if path in PROGRAM_LIMITS and OmegaConf.select(cfg, "format._target_") == "ntkeval.formats.direct.DirectFormat":
+        return "a direct answer is never a program"
     for prefix, reason in NEUTRAL_PREFIXES.items():
         if path.startswith(prefix):
             return reason
@@ -264,3 +272,18 @@ def test_the_seed_keys_every_sampled_stage_even_with_the_data_set_seed_pinned(co
     first, second = sample_keys(0), sample_keys(1)
     assert first.keys() == second.keys() and len(first) >= 2
     assert all(first[k] != second[k] for k in first), (first, second)
+
+
+@pytest.mark.parametrize("answer_format", ["pot", "hybrid"])
+def test_program_limits_key_the_cells_of_program_formats(compose_config, tmp_path, answer_format):
+    """Where programs run, their sandbox limits change verdicts: they must key the samples (neutral elsewhere)."""
+    def keys(*extra):
+        cfg = compose_config("scorer=sampled", f"format={answer_format}", "pair.test=[add/question]", *extra)
+        with open_dict(cfg):
+            del cfg["hydra"]
+        return fingerprint(cfg, tmp_path)
+
+    base = keys()
+    for change in ("scorer.program_timeout_s=2.5", "scorer.program_memory_mb=256"):
+        cell_id, config_id, stage = keys(change)
+        assert cell_id != base[0] and config_id != base[1] and stage != base[2], change

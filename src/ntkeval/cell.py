@@ -43,6 +43,9 @@ class Cell:
         self.learner.bind_model(self.model)  # a learner's key must hold the model defaults it adapts with
         # every prompt (demonstrations, tuning texts, scoring, the untouched model's) opens with the format's line
         self.fmt = self.fmt.with_instruction(self.format.instruction())
+        bind = getattr(self.scorer, "bind_format", None)  # a scorer that samples stops where the format ends
+        if callable(bind):
+            bind(self.format)  # before identity() and stages(), so both hold the stop strings really used
 
     def format_key(self) -> dict:
         """The answer format's part of every key: nothing for the default direct format, so today's keys hold."""

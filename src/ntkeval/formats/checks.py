@@ -16,7 +16,11 @@ PROGRAM_FORMATS = ("pot", "hybrid")  # formats whose answers come from running t
 
 def format_checks(cell) -> None:
     """The answer format can be written and read here: the data set writes its solutions for every skill the learner
-    or its control writes demonstrations or tuning texts of, and a program format has a working sandbox."""
+    or its control writes demonstrations or tuning texts of, a program format has a working sandbox, and a scorer
+    that needs more of the data set (backward questions, step checks) gets it (its validate_data)."""
+    validate_data = getattr(cell.scorer, "validate_data", None)
+    if callable(validate_data):
+        validate_data(cell.dataset)
     if not cell.format.reasoning:
         return
     skills = []
