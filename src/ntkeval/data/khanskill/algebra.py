@@ -6,7 +6,8 @@ import random
 import re
 
 from ntkeval.data.khanskill import work as w
-from ntkeval.data.khanskill.core import NAMES, Problem, SkillBank, linear_text, nonzero, problem, signed
+from ntkeval.data.khanskill.core import NAMES, Problem, SkillBank, linear_text, nonzero, problem
+from ntkeval.data.khanskill.number_text import signed
 
 bank = SkillBank()
 EXPR, EQ = "expressions", "linear-equations"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 
+from ntkeval.data.khanskill.number_text import decimal_text, shown
 from ntkeval.data.khanskill.work import Work
 
 NAMES = ("Mia", "Liam", "Ava", "Noah", "Zoe", "Omar", "Lena", "Ravi", "Sofia", "Ken", "Amara", "Jonas", "Priya",
@@ -78,20 +79,6 @@ def problem(question: str, answer: str, key: str | None = None, work: Work | Non
     return Problem(values=values, question=question, answer=answer, key=key, work=work)
 
 
-def shown(value: int | Fraction | Decimal) -> str:
-    """A number as a question writes it: 12, -3, 3/4, 0.25."""
-    if isinstance(value, Fraction):
-        return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
-    if isinstance(value, Decimal):
-        return decimal_text(value)
-    return str(value)
-
-
-def signed(value: int | Fraction | Decimal) -> str:
-    """A number after an operator: negatives in brackets, as in 5 - (-3)."""
-    return f"({shown(value)})" if value < 0 else shown(value)
-
-
 def fraction_text(value: Fraction | int) -> str:
     """The canonical fraction answer: lowest terms, improper when over 1, a whole number when exact."""
     return shown(Fraction(value))
@@ -107,18 +94,7 @@ def mixed_text(value: Fraction) -> str:
     return f"{sign}{whole} {part}" if whole else f"{sign}{part}"
 
 
-def decimal_text(value: Fraction | Decimal | int, places: int | None = None) -> str:
-    """An exact decimal, without trailing zeros unless `places` asks for them (money: 2)."""
-    exact = Decimal(value.numerator) / Decimal(value.denominator) if isinstance(value, Fraction) else Decimal(value)
-    if isinstance(value, Fraction) and Fraction(exact) != value:
-        raise ValueError(f"{value} has no finite decimal form")
-    if places is not None:
-        text = f"{exact:.{places}f}"
-        if Decimal(text) != exact:
-            raise ValueError(f"{value} needs more than {places} decimal places")
-        return text
-    text = format(exact.normalize(), "f")
-    return "0" if text in ("-0", "0") else text
+
 
 
 def money(value: Fraction | Decimal | int) -> str:

@@ -33,10 +33,10 @@ from ntkeval.data.khanskill import (
     place,
     powers,
     ratios,
+    solutions,
     statistics,
     whole,
 )
-from ntkeval.data.khanskill import solutions
 from ntkeval.data.khanskill.core import Problem, Skill
 from ntkeval.data.selection import select_skills
 from ntkeval.errors import UserError, choices_error

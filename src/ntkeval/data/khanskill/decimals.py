@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 from decimal import Decimal
 
-from ntkeval.data.khanskill.core import NAMES, Problem, SkillBank, decimal_text, money, problem
+from ntkeval.data.khanskill.core import NAMES, Problem, SkillBank, money, problem
+from ntkeval.data.khanskill.number_text import decimal_text
 from ntkeval.data.khanskill.work import compare_program, step, worked
 
 bank = SkillBank()

@@ -7,7 +7,8 @@ from fractions import Fraction
 from math import gcd, isqrt, lcm
 
 from ntkeval.data.khanskill import work as w
-from ntkeval.data.khanskill.core import NAMES, Problem, SkillBank, nonzero, problem, signed
+from ntkeval.data.khanskill.core import NAMES, Problem, SkillBank, nonzero, problem
+from ntkeval.data.khanskill.number_text import signed
 
 bank = SkillBank()
 FM, SEQ = "factors-multiples", "sequences"

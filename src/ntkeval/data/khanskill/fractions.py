@@ -6,7 +6,8 @@ import random
 from fractions import Fraction
 from math import gcd, lcm
 
-from ntkeval.data.khanskill.core import Problem, SkillBank, fraction_text, mixed_text, problem, shown
+from ntkeval.data.khanskill.core import Problem, SkillBank, fraction_text, mixed_text, problem
+from ntkeval.data.khanskill.number_text import shown
 from ntkeval.data.khanskill.work import Work, compare_program, step, worked
 
 bank = SkillBank()

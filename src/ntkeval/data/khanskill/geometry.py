@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 from fractions import Fraction
 
-from ntkeval.data.khanskill.core import Problem, SkillBank, decimal_text, problem
+from ntkeval.data.khanskill.core import Problem, SkillBank, problem
+from ntkeval.data.khanskill.number_text import decimal_text
 from ntkeval.data.khanskill.work import step, worked
 
 bank = SkillBank()

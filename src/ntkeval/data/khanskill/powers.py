@@ -7,7 +7,8 @@ from collections.abc import Callable
 from decimal import Decimal
 from fractions import Fraction
 
-from ntkeval.data.khanskill.core import Problem, SkillBank, decimal_text, fraction_text, problem
+from ntkeval.data.khanskill.core import Problem, SkillBank, fraction_text, problem
+from ntkeval.data.khanskill.number_text import decimal_text
 from ntkeval.data.khanskill.work import Work, operation_steps, step, worked
 
 bank = SkillBank()

@@ -7,7 +7,8 @@ from decimal import Decimal
 from fractions import Fraction
 from math import gcd
 
-from ntkeval.data.khanskill.core import NAMES, Problem, SkillBank, decimal_text, money, problem, shown
+from ntkeval.data.khanskill.core import NAMES, Problem, SkillBank, money, problem
+from ntkeval.data.khanskill.number_text import decimal_text, shown
 from ntkeval.data.khanskill.work import step, worked
 
 bank = SkillBank()

@@ -5,16 +5,8 @@ from __future__ import annotations
 import random
 from fractions import Fraction
 
-from ntkeval.data.khanskill.core import (
-    Problem,
-    SkillBank,
-    decimal_text,
-    fraction_text,
-    problem,
-    shown,
-    signed,
-    terminating,
-)
+from ntkeval.data.khanskill.core import Problem, SkillBank, fraction_text, problem, terminating
+from ntkeval.data.khanskill.number_text import decimal_text, shown, signed
 from ntkeval.data.khanskill.work import step, worked
 
 bank = SkillBank()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 
-from ntkeval.data.khanskill.core import NAMES, THINGS, Problem, SkillBank, nonzero, problem, signed
+from ntkeval.data.khanskill.core import NAMES, THINGS, Problem, SkillBank, nonzero, problem
+from ntkeval.data.khanskill.number_text import signed
 from ntkeval.data.khanskill.work import compare_program, step, worked
 
 bank = SkillBank()

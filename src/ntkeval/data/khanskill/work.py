@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
+from ntkeval.data.khanskill.number_text import shown, signed
 from ntkeval.formats.base import Step
 
 AUTO = "auto"  # Work.program: build the program from the steps (None: this skill has no program)
@@ -29,7 +30,6 @@ class Work:
 
 def step(expression: str, value: int | Fraction | Decimal | str, text: str = "") -> Step:
     """One computation and its result, the result written as answers are (12, 3/4, 0.25)."""
-    from ntkeval.data.khanskill.core import shown  # core imports this module's users; keep the cycle lazy
     return Step(expression, value if isinstance(value, str) else shown(value), text)
 
 
@@ -124,7 +124,6 @@ _APPLY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, 
 def operation_steps(expression: str) -> tuple[Step, ...]:
     """One step per operation of a written expression (×, ÷, ^, square brackets allowed), in the order the order of
     operations does them: "12 ÷ 2 + 3 × 2" -> 12 / 2 = 6, 3 * 2 = 6, 6 + 6 = 12."""
-    from ntkeval.data.khanskill.core import shown, signed
     python = expression.translate(str.maketrans({"×": "*", "÷": "/", "[": "(", "]": ")"})).replace("^", "**")
     steps: list[Step] = []
 
