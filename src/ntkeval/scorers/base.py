@@ -32,6 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ntkeval.cache import stable_hash
 from ntkeval.data.base import DataSet, Example
+from ntkeval.formats.base import AnswerFormat
 from ntkeval.prompts import PromptFormat
 
 
@@ -82,6 +83,7 @@ class SkillView(Protocol):
     examples: list[Example]
     dataset: DataSet
     fmt: PromptFormat
+    format: AnswerFormat  # the cell's answer format: completions are read with format.read
     seed: int
     roles: Roles
 
