@@ -112,6 +112,24 @@ def test_experiments_compose_into_multiruns(compose_config, experiment, train_sk
         assert dataset.resolve(skill) == [skill]
 
 
+@pytest.mark.parametrize("experiment,formats,learners,train_skills", [
+    ("reasoning-cpu", {"direct", "cot", "pot"}, {"icl-skill"}, 4),
+    ("paper-reasoning", {"direct", "cot", "pot", "work", "hybrid"},
+     {"icl-standard", "icl-skill", "tune-base", "tune-skill"}, 24)])
+def test_reasoning_experiments_sweep_answer_formats_under_self_consistency(compose_config, experiment, formats,
+                                                                          learners, train_skills):
+    cfg = compose_config(f"experiment={experiment}")
+    assert str(cfg.hydra.mode).endswith("MULTIRUN") and expands(cfg.hydra)
+    params = OmegaConf.to_container(cfg.hydra.sweeper.params)
+    assert set(params["format"].split(",")) == formats and set(params["learner"].split(",")) == learners
+    assert set(params["format"].split(",")) <= set(options_of("format"))
+    assert cfg.scorer._target_.endswith("MajorityScorer") and max(cfg.scorer.k) <= cfg.scorer.n
+    assert cfg.scorer.max_new_tokens >= 96  # room for steps or a program, not only a bare answer
+    dataset = make(cfg.dataset)
+    train = params.get("pair.train", OmegaConf.select(cfg, "pair.train"))
+    assert len(dataset.resolve(list(train) if OmegaConf.is_list(train) else train)) == train_skills
+
+
 def test_cache_dir_defaults_outside_the_repo(compose_config, monkeypatch, tmp_path):
     from tests.conftest import REPO
 
