@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
+import shutil
 
 import pytest
+from omegaconf import open_dict
 from wandb_offline import read_offline_run
 
+from ntkeval import app, cache
 from ntkeval.errors import UserError
 from ntkeval.tracking.base import NoLogger, NullTracker
-from ntkeval.tracking.wandb_tracker import WandbLogger, WandbTracker, remove_earlier_attempts, run_id_for
+from ntkeval.tracking.wandb_tracker import (
+    WandbLogger,
+    WandbTracker,
+    _log_is_complete,
+    remove_earlier_attempts,
+    run_id_for,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -172,3 +182,80 @@ def test_failure_mid_run_stops_mirroring_but_still_finishes(caplog):
         tracker.finish()
     assert run.calls == ["log", "finish:1"]
     assert caplog.text.count("disk full") == 1
+
+
+def test_finish_says_whether_the_run_on_disk_is_complete(tmp_path):
+    tracker = _start(WandbLogger(mode="offline"), "cell-f", tmp_path)
+    tracker.summary({"delta_mean": 0.5})
+    assert tracker.finish() is True and tracker.finish() is True
+    assert WandbLogger(mode="offline").has_complete_run(run_id=run_id_for("cell-f"), dir=str(tmp_path / "cell-f"))
+    assert not WandbLogger(mode="offline").has_complete_run(run_id=run_id_for("other"), dir=str(tmp_path / "cell-f"))
+    tracker.discard()
+    assert tracker.finish() is False  # nothing of it is left on disk
+    assert not WandbLogger(mode="offline").has_complete_run(run_id=run_id_for("cell-f"), dir=str(tmp_path / "cell-f"))
+    for logger in (NoLogger(), WandbLogger(mode="online"), WandbLogger(mode="disabled")):
+        assert logger.has_complete_run(run_id="x", dir=str(tmp_path / "nothing-here"))  # nothing to rebuild locally
+    assert NullTracker().finish() is True
+
+
+@pytest.mark.parametrize("damage", ["deleted", "cut short"])
+def test_a_done_cells_missing_or_cut_short_run_is_rebuilt_from_disk_without_recomputing(
+        damage, compose_config, tmp_path, monkeypatch, caplog):
+    """A full disk can cost a done cell its W&B run (deleted, or its log without the exit record); the rerun skips
+    the cell and rebuilds its run from result.json and questions.jsonl: the same run, and no stage computed."""
+    cfg = compose_config("model=tiny", "learner=tune-skill", "dataset.n_train=8", "dataset.n_test=4",
+                         "pair.test=[add/question,mul/symbol]", "tuning.steps=3", "tuning.batch_size=4",
+                         "logger=wandb", f"cache_dir={tmp_path / 'cache'}")
+    with open_dict(cfg):
+        del cfg["hydra"]  # the job's runtime dirs: resolved only inside a running Hydra job
+    out_dir = tmp_path / "job"
+
+    def rerun() -> dict:
+        return app.run_locked(cfg, out_dir, log_file=out_dir / "app.log", group="sweep-1")
+
+    result = rerun()
+    (run_dir,) = (out_dir / "wandb").glob("offline-run-*")
+    original = read_offline_run(run_dir)
+    log_file = run_dir / f"run-{original['run_id']}.wandb"
+    if damage == "deleted":
+        shutil.rmtree(run_dir)
+    else:
+        os.truncate(log_file, log_file.stat().st_size - 8)  # the exit record, last in the log, is cut off
+        assert not _log_is_complete(log_file)
+
+    caches, init = [], cache.StageCache.__init__
+
+    def remembered(self, *args, **kwargs):  # every stage cache the rerun opens, to count what it computed
+        init(self, *args, **kwargs)
+        caches.append(self)
+
+    monkeypatch.setattr(cache.StageCache, "__init__", remembered)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        again = rerun()
+    assert again == json.loads(json.dumps(result))
+    assert "nothing recomputed" in caplog.text and "rebuilding it from result.json" in caplog.text
+    assert "loading model" not in caplog.text
+    assert caches and all(sum(c.misses.values()) == 0 for c in caches)  # no stage computed, not even the loss
+    (rebuilt,) = (out_dir / "wandb").glob("offline-run-*")
+    assert _log_is_complete(rebuilt / log_file.name)
+    run = read_offline_run(rebuilt)
+    for key in ("run_id", "name", "group", "job_type", "tags", "config", "tables"):
+        assert run[key] == original[key], key
+    assert _without_artifact_ids(run["summary"]) == _without_artifact_ids(original["summary"])
+    assert run["summary"]["questions"]["sha256"] == original["summary"]["questions"]["sha256"]  # the same table
+    assert [row["train/loss"] for row in run["history"] if "train/loss" in row] == pytest.approx(
+        [row["train/loss"] for row in original["history"] if "train/loss" in row])
+    assert len(run["history"]) == len(original["history"]) and len(run["tables"]["questions"]["data"]) == 8
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        rerun()  # a whole run is left alone
+    assert "rebuilding" not in caplog.text
+    assert list((out_dir / "wandb").glob("offline-run-*")) == [rebuilt]
+
+
+def _without_artifact_ids(summary: dict) -> dict:
+    """A run's summary without the random client ids W&B gives each logged table's artifact."""
+    return {key: {k: v for k, v in value.items() if "artifact_path" not in k} if isinstance(value, dict) else value
+            for key, value in summary.items()}

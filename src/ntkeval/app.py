@@ -8,6 +8,7 @@ files for the report); the cell, learners, scoring, data and cache take plain ar
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -35,6 +36,7 @@ from ntkeval.jobs.faults import (
     log_traceback_to_files,
     record,
 )
+from ntkeval.tracking.base import Logger, Tracker, no_room_left
 
 log = logging.getLogger("ntkeval")
 CELL_LOCK = ".ntkeval-cell.lock"  # in the job dir, held while the cell runs
@@ -76,19 +78,27 @@ def run(cfg: DictConfig) -> dict:
 
 
 def run_locked(cfg: DictConfig, out_dir: Path, log_file: Path, group: str) -> dict:
-    """The cell itself: skipped when this job dir already holds its result, else run and mirrored to the tracker
-    (W&B group `group`)."""
-    from ntkeval.cell import failed_result, run_cell
+    """The cell itself: skipped when this job dir already holds its result (only its tracker run is rebuilt from
+    that result when missing or incomplete), else run and mirrored to the tracker (W&B group `group`)."""
+    from ntkeval.cell import failed_result, mirror_from_disk, run_cell
 
     cell = build_cell(cfg, out_dir)
+    logger = build_logger(cfg)
     finished = previous_result(out_dir, cell.cell_id())
     if finished is not None:
         log.info("cell %s already done in %s: nothing recomputed", cell.cell_id(), out_dir)
+        if not logger.has_complete_run(run_id=cell.cell_id(), dir=str(out_dir)):
+            log.info("cell %s: its W&B run is missing or incomplete; rebuilding it from result.json and "
+                     "questions.jsonl", cell.cell_id())
+            tracker = start_tracker(logger, cell, group)
+            try:
+                mirror_from_disk(cell, tracker, finished)
+            except BaseException:
+                tracker.discard()
+                raise
+            close_tracker(tracker, out_dir)
         return finished
-    tracker = build_logger(cfg).start(run_id=cell.cell_id(), name=f"{cell.model.name}|{cell.learner.name}|"
-                                      f"{cell.train_skill}|seed{cell.seed}", group=group,
-                                      job_type=cell.learner.name, config={**cell.config, "identity": cell.identity()},
-                                      dir=str(out_dir))
+    tracker = start_tracker(logger, cell, group)
     try:
         result = run_cell(cell, tracker)
     except BaseException as error:
@@ -102,8 +112,29 @@ def run_locked(cfg: DictConfig, out_dir: Path, log_file: Path, group: str) -> di
         else:
             tracker.finish(exit_code=1)
         raise
-    tracker.finish(exit_code=0)
+    close_tracker(tracker, out_dir)
     return result
+
+
+def start_tracker(logger: Logger, cell, group: str) -> Tracker:
+    """The cell's tracker run: the same id, name, group and config whether the cell runs or is mirrored again."""
+    return logger.start(run_id=cell.cell_id(), name=f"{cell.model.name}|{cell.learner.name}|{cell.train_skill}|"
+                        f"seed{cell.seed}", group=group, job_type=cell.learner.name,
+                        config={**cell.config, "identity": cell.identity()}, dir=str(cell.out_dir))
+
+
+def close_tracker(tracker: Tracker, out_dir: Path) -> None:
+    """Finish a done cell's tracker run. A run its writer could not complete is deleted, not left cut short (a rerun
+    rebuilds it from result.json); when the disk filled, that is raised as the fault it is, which stops the sweep."""
+    if tracker.finish(exit_code=0):
+        return
+    where = tracker.run_dir or out_dir
+    full = no_room_left(where)  # before discard() frees the room the run took
+    tracker.discard()
+    if full:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(where))
+    log.warning("the W&B run of this cell could not be completed and was deleted; the cell's results are on disk, "
+                "and rerunning the cell rebuilds its run from them")
 
 
 def _plain(cfg: DictConfig) -> dict:

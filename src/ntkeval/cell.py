@@ -198,6 +198,13 @@ def mirror_to_tracker(tracker, result: dict, questions: list[dict], stages: _Sta
         tracker.table("questions", columns, [[q[c] for c in columns] for q in questions])
 
 
+def mirror_from_disk(cell: Cell, tracker, result: dict) -> None:
+    """Mirror a cell that is done on disk again (its W&B run went missing or was cut short): its result.json and
+    questions.jsonl as written, the loss curve as the stage cache recorded it; nothing is loaded, trained or scored."""
+    lines = (cell.out_dir / "questions.jsonl").read_text().splitlines()
+    mirror_to_tracker(tracker, result, [json.loads(line) for line in lines if line.strip()], _Stages(cell))
+
+
 def code_version() -> str:
     """The package version plus the git commit of the source tree when there is one."""
     try:

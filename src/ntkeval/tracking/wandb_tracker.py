@@ -1,7 +1,9 @@
 """Mirror a cell to Weights & Biases (offline by default, no account) or to nothing; the only module that imports wandb.
 
 Hydra builds a factory from conf/logger/*.yaml (`WandbLogger` or `NoLogger`); the cell calls `.start(...)` and gets a
-`Tracker`. Results on disk are the source of truth, so a W&B failure only logs a warning and mirroring stops.
+`Tracker`. Results on disk are the source of truth, so a W&B failure only logs a warning and mirroring stops; a run
+whose files could not be completed is deleted by the cell and rebuilt from its results on the rerun
+(`WandbLogger.has_complete_run`).
 Offline runs land in <dir>/wandb/offline-run-<time>-<run id>, one per run id: a rerun replaces the earlier attempt's
 directory (see `WandbLogger.start`). Upload them later with `wandb sync <run dir>`; tests read one back with
 tests/wandb_offline.py.
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ntkeval.errors import choices_error
-from ntkeval.tracking.base import NullTracker, Tracker
+from ntkeval.tracking.base import NullTracker, Tracker, no_room_left
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,9 @@ _VALID_RUN_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 # How long `WandbTracker.finish` waits for wandb-core to write the rest of the run's transaction log (normally ms).
 _LOG_COMPLETE_TIMEOUT_S = 30.0
+# ... unless its disk is full after this long: then the writer has failed (wandb-core drops the rest of the log on a
+# refused write and tells no one), and waiting out the timeout would only delay the fault.
+_FULL_DISK_GRACE_S = 1.0
 
 
 def run_id_for(cell_key: str) -> str:
@@ -88,6 +93,23 @@ class WandbLogger:
             return NullTracker()
         return WandbTracker(run)
 
+    def has_complete_run(self, *, run_id: str, dir: str) -> bool:
+        """Whether `dir` holds this run whole: offline, its offline-run directory with a log that ends in the exit
+        record (and no other attempt's); online or disabled, assumed (W&B keeps an online run, a rerun resumes it)."""
+        if self.mode != "offline":
+            return True
+        run_id = run_id if _VALID_RUN_ID.fullmatch(run_id) else run_id_for(run_id)
+        runs = _offline_run_dirs(Path(dir), run_id)
+        return len(runs) == 1 and _log_is_complete(runs[0] / f"run-{run_id}.wandb")
+
+
+def _offline_run_dirs(dir: Path, run_id: str) -> list[Path]:
+    """The offline-run-<time>-<run_id> directories under `dir`/wandb (and .wandb, where wandb falls back to)."""
+    pattern = re.compile(rf"offline-run-\d{{8}}_\d{{6}}-{re.escape(run_id)}(-\d+)?")
+    return [path for wandb_dir in (dir / "wandb", dir / ".wandb") if wandb_dir.is_dir()
+            for path in sorted(wandb_dir.glob(f"offline-run-*-{run_id}*"))
+            if pattern.fullmatch(path.name) and path.is_dir()]
+
 
 def remove_earlier_attempts(dir: Path, run_id: str) -> list[Path]:
     """Delete the offline run directories an earlier attempt of `run_id` left under `dir` (killed, failed or
@@ -99,13 +121,10 @@ def remove_earlier_attempts(dir: Path, run_id: str) -> list[Path]:
     tail only at finish). Nothing is lost: an ntkeval cell logs its whole run every attempt (config at start, loss
     curve, kernel row and question table at its end), and a cell's lock keeps two attempts from overlapping.
     """
-    pattern = re.compile(rf"offline-run-\d{{8}}_\d{{6}}-{re.escape(run_id)}(-\d+)?")
-    removed = []
+    removed = _offline_run_dirs(dir, run_id)
+    for path in removed:
+        shutil.rmtree(path)
     for wandb_dir in (dir / "wandb", dir / ".wandb"):
-        for path in sorted(wandb_dir.glob(f"offline-run-*-{run_id}*")) if wandb_dir.is_dir() else []:
-            if pattern.fullmatch(path.name) and path.is_dir():
-                shutil.rmtree(path)
-                removed.append(path)
         _remove_dangling_links(wandb_dir)
     if removed:
         log.info("W&B run %s: replacing the earlier attempt's offline files (%s)", run_id,
@@ -126,6 +145,8 @@ class WandbTracker:
     def __init__(self, run: Any):
         self._run = run
         self._broken = False
+        self._offline = getattr(run, "offline", False) is True
+        self._complete = False  # whether the run on disk is whole, known once finished
         self.run_id: str = run.id
         self.run_dir: Path | None = Path(run.sync_dir)
         self._log_file = self.run_dir / f"run-{run.id}.wandb"  # W&B's settings.sync_file: the transaction log
@@ -148,13 +169,20 @@ class WandbTracker:
 
         self._send("image", lambda: self._run.log({key: wandb.Image(str(path))}))
 
-    def finish(self, exit_code: int = 0) -> None:
+    def finish(self, exit_code: int = 0) -> bool:
+        """Finish the run; whether its files on disk are complete (False: its writer failed, e.g. on a full disk,
+        and the caller should `discard()` it rather than leave it cut short)."""
         if self._run is not None:
             self._broken = False  # still try to close the run cleanly after a failed log
             self._send("finish", lambda: self._run.finish(exit_code=exit_code))
             self._run = None
-            if not self._broken and self._log_file.exists():  # absent online with x_skip_transaction_log
-                self._wait_for_complete_log()
+            if not self._offline and not self._log_file.exists():  # online with x_skip_transaction_log: W&B keeps it
+                self._complete = True
+            elif self._broken:  # finish itself failed: take the log as it is
+                self._complete = _log_is_complete(self._log_file)
+            else:
+                self._complete = self._wait_for_complete_log()
+        return self._complete
 
     def discard(self) -> None:
         """Finish the run as failed without waiting for its log, and delete its local files: after a full disk they
@@ -165,12 +193,14 @@ class WandbTracker:
             except Exception:  # the files go anyway; the cell's own failure is what gets told
                 pass
             self._run = None
+        self._complete = False
         if self.run_dir is not None:
             shutil.rmtree(self.run_dir, ignore_errors=True)
             _remove_dangling_links(self.run_dir.parent)
 
-    def _wait_for_complete_log(self) -> None:
-        """Block until the run's .wandb log ends with its exit record, so the run on disk is complete on return.
+    def _wait_for_complete_log(self) -> bool:
+        """Block until the run's .wandb log ends with its exit record, so the run on disk is complete on return;
+        False if it does not within the timeout, or within a second when the disk holding it is full.
 
         wandb 0.31's `run.finish()` returns once wandb-core has handled the exit record, but wandb-core writes the
         log 32 KiB block by block and writes the last, partial block only when it closes the run's stream, which
@@ -180,15 +210,18 @@ class WandbTracker:
         its presence means the whole log is on disk. (`wandb.teardown()` would also wait, but it stops the shared
         wandb-core service, so the next cell's start would pay ~0.25 s to spawn it again.)
         """
-        deadline = time.monotonic() + _LOG_COMPLETE_TIMEOUT_S
+        start = time.monotonic()
         delay = 0.002
         while not _log_is_complete(self._log_file):
-            if time.monotonic() >= deadline:
-                log.warning("W&B run %s: %s still has no exit record %.0f s after finish; it may be incomplete",
-                            self.run_id, self._log_file, _LOG_COMPLETE_TIMEOUT_S)
-                return
+            waited = time.monotonic() - start
+            if waited >= _LOG_COMPLETE_TIMEOUT_S or (waited >= _FULL_DISK_GRACE_S and no_room_left(self._log_file)):
+                full = " on a full disk" if waited < _LOG_COMPLETE_TIMEOUT_S else ""
+                log.warning("W&B run %s: %s still has no exit record %.1f s after finish%s; it is incomplete",
+                            self.run_id, self._log_file, waited, full)
+                return False
             time.sleep(delay)
             delay = min(2 * delay, 0.1)
+        return True
 
     def _send(self, what: str, call: Callable[[], Any]) -> None:
         if self._run is None or self._broken:
