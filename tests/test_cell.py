@@ -374,7 +374,7 @@ def test_the_format_keys_a_cell_only_when_it_is_not_direct(tmp_path):
     cot = Cell(**{**{f: getattr(plain, f) for f in ("model", "learner", "dataset", "train_skill", "test_skills",
                                                    "scorer", "seed", "cache", "out_dir")},
                   "fmt": PromptFormat(), "format": CotFormat()})
-    assert direct.cell_id() == plain.cell_id() and "format" not in plain.identity()
+    assert direct.cell_id() == plain.cell_id() and plain.identity()["format"] == "direct"  # a column, not a key
     assert cot.cell_id() != plain.cell_id() and cot.config_id() != plain.config_id()
     assert cot.identity()["format"] == "cot"
     stage = Stage("scores", plain.roles().learner)

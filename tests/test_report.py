@@ -15,11 +15,13 @@ from ntkeval.report.heatmaps import heatmap_figure
 from ntkeval.report.sweep_report import (
     KERNEL_COLUMNS,
     find_problems,
+    kernel_rows,
     load_results,
     main,
     plot_kernels,
     write_kernel_csv,
 )
+from ntkeval.report.structure import structure_stats
 from ntkeval.report.tables import kernel_tables
 
 TESTS = ["add/question", "sub/question", "mul/question", "div/question"]  # deliberately not alphabetical
@@ -115,18 +117,18 @@ def test_kernel_csv_rows_columns_and_values(sweep: Path, tmp_path: Path):
     results = load_results(sweep)
     assert [r["status"] for r in results] == ["done"] * 5 + ["failed"]
     columns, rows = read_csv(write_kernel_csv(results, tmp_path / "k.csv"))
-    assert columns == ["model", "learner", "dataset", "scorer", "estimate", "config_id", "seed", "train_skill",
+    assert columns == ["model", "learner", "dataset", "format", "scorer", "estimate", "config_id", "seed", "train_skill",
                        "test_skill", "n", "p_learner", "p_control", "p_base", "delta", "ci_low", "ci_high"] \
         == KERNEL_COLUMNS
     expected = [("icl-skill", tr, te) for tr in sorted(TRAINS) for te in TESTS
                 if not (tr == "sub/question" and te == "mul/question")]
     expected += [("tune-skill", "add/question", te) for te in TESTS]
     assert [(r["learner"], r["train_skill"], r["test_skill"]) for r in rows] == expected
-    assert {(r["model"], r["dataset"], r["n"], r["scorer"], r["estimate"], r["config_id"], r["seed"])
-            for r in rows} == {("smollm2", "arith", "16", "exact", "", "cfg0", "0")}
+    assert {(r["model"], r["dataset"], r["format"], r["n"], r["scorer"], r["estimate"], r["config_id"], r["seed"])
+            for r in rows} == {("smollm2", "arith", "direct", "16", "exact", "", "cfg0", "0")}  # old results: direct
     for row in rows:  # values round-trip exactly from result.json
         want = square(row["train_skill"], row["test_skill"], row["learner"])
-        assert [float(row[k]) for k in KERNEL_COLUMNS[9:]] == [want[k] for k in KERNEL_COLUMNS[9:]]
+        assert [float(row[k]) for k in KERNEL_COLUMNS[10:]] == [want[k] for k in KERNEL_COLUMNS[10:]]
 
 
 def test_kernel_tables_order_and_gaps(sweep: Path):
@@ -139,6 +141,23 @@ def test_kernel_tables_order_and_gaps(sweep: Path):
     assert texts.count("missing") == 1 and "+0.11*" in texts and "-0.03" in texts  # add->add, sub->add
     tune_texts = [t.get_text() for t in heatmap_figure(tune).axes[0].texts]
     assert tune_texts.count("failed") == 4
+
+
+def test_answer_formats_are_kernels_of_their_own_named_in_titles_files_and_verdicts(sweep: Path):
+    results = load_results(sweep)  # written before answer formats: read as direct
+    cot = json.loads(json.dumps([r for r in results if r["cell"]["learner"] == "icl-skill"]))
+    for result in cot:
+        result["cell"]["format"] = "cot"
+    tables = kernel_tables(results + cot)
+    assert [(t.learner, t.format) for t in tables] == [("icl-skill", "cot"), ("icl-skill", "direct"),
+                                                        ("tune-skill", "direct")]
+    assert tables[0].entries == tables[1].entries  # the same numbers, never merged into one kernel
+    assert " · cot · " in tables[0].title() and " · cot · " not in tables[1].title()
+    assert tables[0].file_stem() == "kernel_smollm2_icl-skill_arith_cot_exact_cfg0_seed0"
+    assert tables[1].file_stem() == "kernel_smollm2_icl-skill_arith_exact_cfg0_seed0"  # direct: as before
+    verdicts = [c.verdict for c in structure_stats(kernel_rows(results + cot), {})]
+    assert any(v.startswith("smollm2 icl-skill cot: ") for v in verdicts)
+    assert any(v.startswith("smollm2 icl-skill: ") for v in verdicts)
 
 
 def test_heatmap_files_are_pngs(sweep: Path, tmp_path: Path):

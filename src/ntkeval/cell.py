@@ -62,7 +62,7 @@ class Cell:
         scorer = self.scorer.identity()
         return {"model": self.model.name, "learner": self.learner.name,
                 "control": control.name if control else "base", "dataset": self.dataset.name,
-                **({"format": self.format.name} if self.format.reasoning else {}),
+                "format": self.format.name,
                 "train_skill": self.train_skill, "seed": self.seed, "scorer": scorer["name"],
                 "estimate": (scorer.get("estimates") or [None])[0], "config_id": self.config_id()}
 

@@ -53,6 +53,8 @@ def load_results(sweep_dir: Path | str) -> list[dict]:
             print(f"ntkeval-report: skipping {path}: not a cell result (no status)", file=sys.stderr)
             continue
         result["result_path"] = str(path)
+        if isinstance(result.get("cell"), dict):  # cells written before answer formats were all direct
+            result["cell"].setdefault("format", "direct")
         results.append(result)
     return results
 

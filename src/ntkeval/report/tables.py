@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 # What a kernel entry's numbers depend on besides its (train, test) pair; a table holds one value of each.
-TABLE_IDENTITY = ("model", "learner", "dataset", "scorer", "estimate", "config_id", "seed")
+TABLE_IDENTITY = ("model", "learner", "dataset", "format", "scorer", "estimate", "config_id", "seed")
 
 
 @dataclass
@@ -19,6 +19,7 @@ class KernelTable:
     model: str
     learner: str
     dataset: str
+    format: str | None = None            # the answer format (direct, cot, pot, ...)
     scorer: str | None = None
     estimate: str | None = None          # the ntk scorer's head estimate; None for the others
     config_id: str | None = None         # hash of every result-affecting setting (tuning, LoRA, prompt, data, scorer)
@@ -33,10 +34,13 @@ class KernelTable:
         scorer = f" · {self.scorer}" + (f" ({self.estimate})" if self.estimate else "") if self.scorer else ""
         config = f" · config {self.config_id}" if self.config_id else ""
         seed = "" if self.seed is None else (" · seeds pooled" if self.seed == "pooled" else f" · seed {self.seed}")
-        return f"{self.model} · {self.learner} vs {'/'.join(self.controls) or '?'} · {self.dataset}{scorer}{config}{seed}"
+        shown = f" · {self.format}" if self.format and self.format != "direct" else ""
+        return (f"{self.model} · {self.learner} vs {'/'.join(self.controls) or '?'} · {self.dataset}{shown}{scorer}"
+                f"{config}{seed}")
 
     def file_stem(self) -> str:
-        parts = [self.model, self.learner, self.dataset, self.scorer, self.estimate, self.config_id]
+        shown = self.format if self.format != "direct" else None  # direct: the file names of before formats
+        parts = [self.model, self.learner, self.dataset, shown, self.scorer, self.estimate, self.config_id]
         parts = [p for p in parts if p] + ([] if self.seed is None else [f"seed{self.seed}"])
         return "kernel_" + "_".join(safe_name(p) for p in parts)
 
