@@ -11,16 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ntkeval.errors import UserError
-from ntkeval.scorers.base import Roles, Stage
 from ntkeval.scorers.paired import mean, paired_entry
-from ntkeval.scorers.reading import SamplingSettings, answer_groups
-from ntkeval.scorers.sample_stages import sample_stage, samples
+from ntkeval.scorers.reading import answer_groups
+from ntkeval.scorers.sample_stages import EveryRoleSampled
 from ntkeval.scorers.sampled import program_failures, unparsable
 from ntkeval.stats.majority import maj_at_k
 
 
 @dataclass
-class MajorityScorer(SamplingSettings):
+class MajorityScorer(EveryRoleSampled):
     n: int = 20                     # completions per question and role, drawn once (>= every k)
     k: list[int] = field(default_factory=lambda: [1, 5, 20])  # votes per majority; the first is the head
     temperature: float = 1.0
@@ -44,38 +43,28 @@ class MajorityScorer(SamplingSettings):
     def identity(self) -> dict:
         return {"name": "majority", **self.sampling_identity(), "k": self.k}
 
-    def validate(self, learner) -> None:
-        """Every learner can be sampled."""
-
-    def stages(self, roles: Roles) -> list[Stage]:
-        return [sample_stage(self.spec, r, roles.seed, self.format, self.limits)
-                for r in roles.distinct(roles.base, roles.control, roles.learner)]
-
     def compare(self, view) -> tuple[dict, list[dict]]:
-        roles = view.roles
         spec, _ = self.view_settings(view)
-        drawn = {r.id: samples(view, spec, r, self.limits)
-                 for r in roles.distinct(roles.base, roles.control, roles.learner)}
-        named = {"base": roles.base, "control": roles.control, "learner": roles.learner}
+        drawn = self.draws(view, spec)
         kinds = [view.dataset.answer_kind(e) for e in view.examples]
         # maj[role][k]: per question
-        maj = {name: {k: [float(majority_correct(q["completions"], kind, k)) for q, kind in zip(drawn[r.id], kinds)]
-                      for k in self.k} for name, r in named.items()}
+        maj = {name: {k: [float(majority_correct(q["completions"], kind, k)) for q, kind in zip(rows, kinds)]
+                      for k in self.k} for name, rows in drawn.items()}
         head = self.k[0]
         row = {"test_skill": view.test_skill, "n": len(view.examples), "samples": spec.n, "k": self.k,
-               "head_k": head, **{f"p_{name}": mean(maj[name][head]) for name in named},
+               "head_k": head, **{f"p_{name}": mean(maj[name][head]) for name in drawn},
                **paired_entry(maj["learner"][head], maj["control"][head], view.seed)}
         for k in self.k:
-            row.update({f"maj@{k}_{name}": mean(maj[name][k]) for name in named})
+            row.update({f"maj@{k}_{name}": mean(maj[name][k]) for name in drawn})
             entry = paired_entry(maj["learner"][k], maj["control"][k], view.seed)
             row.update({f"delta@{k}": entry["delta"], f"ci_low@{k}": entry["ci_low"], f"ci_high@{k}": entry["ci_high"]})
-        rows_of = {name: drawn[r.id] for name, r in named.items()}
+        rows_of = drawn
         row.update({f"unparsable_{name}": unparsable(rows) for name, rows in rows_of.items()})
         row.update(program_failures(**rows_of))
         questions = []
         for i, e in enumerate(view.examples):
             q = {"id": e.id, "test_skill": view.test_skill, "question": e.question, "answer": e.answer,
-                 **{f"p_{name}": maj[name][head][i] for name in named},
+                 **{f"p_{name}": maj[name][head][i] for name in drawn},
                  "delta": maj["learner"][head][i] - maj["control"][head][i]}
             q.update({f"maj@{k}_{name}": maj[name][k][i] for k in self.k for name in ("learner", "control")})
             q.update({f"answers_{name}": [c["answer"] for c in rows_of[name][i]["completions"]]

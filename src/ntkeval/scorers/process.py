@@ -14,15 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ntkeval.errors import UserError
-from ntkeval.scorers.base import Roles, Stage
 from ntkeval.scorers.paired import mean, paired_entry
-from ntkeval.scorers.reading import SamplingSettings, is_direct
-from ntkeval.scorers.sample_stages import sample_stage, samples
+from ntkeval.scorers.reading import is_direct
+from ntkeval.scorers.sample_stages import EveryRoleSampled
 from ntkeval.scorers.sampled import program_failures, unparsable
 
 
 @dataclass
-class ProcessScorer(SamplingSettings):
+class ProcessScorer(EveryRoleSampled):
     n: int = 16
     temperature: float = 1.0
     top_p: float = 1.0
@@ -37,9 +36,6 @@ class ProcessScorer(SamplingSettings):
     def identity(self) -> dict:
         return {"name": "process", **self.sampling_identity()}
 
-    def validate(self, learner) -> None:
-        """Every learner can be sampled."""
-
     def validate_data(self, dataset, fmt=None) -> None:
         """Before any model loads: the data set must check steps and the format must write them."""
         if not callable(getattr(dataset, "check_steps", None)):
@@ -53,34 +49,27 @@ class ProcessScorer(SamplingSettings):
         direct_problem(fmt)
         super().bind_format(fmt)
 
-    def stages(self, roles: Roles) -> list[Stage]:
-        return [sample_stage(self.spec, r, roles.seed, self.format, self.limits)
-                for r in roles.distinct(roles.base, roles.control, roles.learner)]
-
     def compare(self, view) -> tuple[dict, list[dict]]:
-        roles = view.roles
         spec, fmt = self.view_settings(view)
         direct_problem(fmt)
         self.validate_data(view.dataset)
-        named = {"base": roles.base, "control": roles.control, "learner": roles.learner}
-        drawn = {r.id: samples(view, spec, r, self.limits) for r in roles.distinct(*named.values())}
-        rows_of = {name: drawn[r.id] for name, r in named.items()}
+        rows_of = self.draws(view, spec)
         checked = {name: [steps_right(view, fmt, e, q["completions"]) for e, q in zip(view.examples, rows)]
                    for name, rows in rows_of.items()}
         # per role, per question: fractions of completions right for the right reasons, answer right, steps right
         process = {name: [mean([s and c["correct"] for s, c in zip(ok, q["completions"])])
-                          for ok, q in zip(checked[name], rows_of[name])] for name in named}
-        accuracy = {name: [mean([c["correct"] for c in q["completions"]]) for q in rows_of[name]] for name in named}
-        steps = {name: [mean(ok) for ok in checked[name]] for name in named}
+                          for ok, q in zip(checked[name], rows_of[name])] for name in rows_of}
+        accuracy = {name: [mean([c["correct"] for c in q["completions"]]) for q in rows_of[name]] for name in rows_of}
+        steps = {name: [mean(ok) for ok in checked[name]] for name in rows_of}
         row = {"test_skill": view.test_skill, "n": len(view.examples), "samples": spec.n,
-               **{f"p_{name}": mean(process[name]) for name in named},
+               **{f"p_{name}": mean(process[name]) for name in rows_of},
                **paired_entry(process["learner"], process["control"], view.seed),
-               **{f"acc_{name}": mean(accuracy[name]) for name in named},
-               **{f"steps_right_{name}": mean(steps[name]) for name in named},
+               **{f"acc_{name}": mean(accuracy[name]) for name in rows_of},
+               **{f"steps_right_{name}": mean(steps[name]) for name in rows_of},
                **{f"unparsable_{name}": unparsable(rows) for name, rows in rows_of.items()},
                **program_failures(**rows_of)}
         questions = [{"id": e.id, "test_skill": view.test_skill, "question": e.question, "answer": e.answer,
-                      **{f"p_{name}": process[name][i] for name in named},
+                      **{f"p_{name}": process[name][i] for name in rows_of},
                       "delta": process["learner"][i] - process["control"][i],
                       **{f"acc_{name}": accuracy[name][i] for name in ("learner", "control")},
                       **{f"steps_right_{name}": steps[name][i] for name in ("learner", "control")}}

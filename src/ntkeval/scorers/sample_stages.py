@@ -22,6 +22,7 @@ from ntkeval.scorers.base import Role, Stage
 from ntkeval.scorers.reading import (
     ProgramLimits,
     ProgramRunner,
+    SamplingSettings,
     answer_format,
     answers,
     is_direct,
@@ -153,3 +154,23 @@ def logps_problem(drawn: list[dict]):
 def _logp(value) -> bool:
     """A log-probability: a number <= 0 (-inf allowed: a token another model gives probability 0)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value) and value <= 0
+
+
+class EveryRoleSampled(SamplingSettings):
+    """A scorer that reads one draw from each role (the untouched model, the control and the learner): sampled,
+    majority and process share these stages and so each other's cached samples."""
+
+    def validate(self, learner) -> None:
+        """Every learner can be sampled."""
+
+    def stages(self, roles) -> list[Stage]:
+        return [sample_stage(self.spec, r, roles.seed, self.format, self.limits)
+                for r in roles.distinct(roles.base, roles.control, roles.learner)]
+
+    def draws(self, view, spec: SamplingSpec) -> dict[str, list[dict]]:
+        """Each role's samples of the view's test skill by role name (base, control, learner); a role that is
+        another's (the control of a learner without one is the untouched model) is drawn once."""
+        roles = view.roles
+        named = {"base": roles.base, "control": roles.control, "learner": roles.learner}
+        drawn = {r.id: samples(view, spec, r, self.limits) for r in roles.distinct(*named.values())}
+        return {name: drawn[r.id] for name, r in named.items()}

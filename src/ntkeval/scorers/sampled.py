@@ -10,15 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ntkeval.scorers.base import Roles, Stage
-from ntkeval.scorers.reading import SamplingSettings
-from ntkeval.scorers.sample_stages import sample_stage, samples
+from ntkeval.scorers.sample_stages import EveryRoleSampled
 from ntkeval.stats import estimators
 from ntkeval.stats.intervals import paired_delta
 
 
 @dataclass
-class SampledScorer(SamplingSettings):
+class SampledScorer(EveryRoleSampled):
     n: int = 16
     temperature: float = 1.0
     top_p: float = 1.0
@@ -33,19 +31,10 @@ class SampledScorer(SamplingSettings):
     def identity(self) -> dict:
         return {"name": "sampled", **self.sampling_identity()}
 
-    def validate(self, learner) -> None:
-        """Every learner can be sampled."""
-
-    def stages(self, roles: Roles) -> list[Stage]:
-        return [sample_stage(self.spec, r, roles.seed, self.format, self.limits)
-                for r in roles.distinct(roles.base, roles.control, roles.learner)]
-
     def compare(self, view) -> tuple[dict, list[dict]]:
-        roles = view.roles
         spec, _ = self.view_settings(view)
-        drawn = {r.id: samples(view, spec, r, self.limits)
-                 for r in roles.distinct(roles.base, roles.control, roles.learner)}
-        base, control, learner = (drawn[r.id] for r in (roles.base, roles.control, roles.learner))
+        drawn = self.draws(view, spec)
+        base, control, learner = drawn["base"], drawn["control"], drawn["learner"]
         acc = lambda rows: [estimators.accuracy([c["correct"] for c in q["completions"]]) for q in rows]  # noqa: E731
         acc_b, acc_c, acc_l = acc(base), acc(control), acc(learner)
         per_question = [estimators.accuracy_difference([c["correct"] for c in lq["completions"]],
