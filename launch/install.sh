@@ -8,7 +8,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 . .venv/bin/activate
-if ! python -c "import ntkeval, torch, transformers, peft, hydra, submitit, wandb, gguf, sympy, pytest, pytest_timeout, lm_eval" 2>/dev/null; then
+if ! python -c "import ntkeval, torch, transformers, peft, trl, hydra, submitit, wandb, gguf, sympy, pytest, pytest_timeout, lm_eval" 2>/dev/null; then
   python -m pip install -q --upgrade pip
   python -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
   python -m pip install -q -e ".[test]"

@@ -16,7 +16,7 @@ from ntkeval.cache import StageCache, atomic_write_text, stable_hash
 from ntkeval.data.base import DataSet
 from ntkeval.formats.base import AnswerFormat
 from ntkeval.formats.direct import DirectFormat
-from ntkeval.learners.base import Adaptation, AdaptContext, Learner
+from ntkeval.learners.base import Adaptation, AdaptationRecord, AdaptContext, Learner
 from ntkeval.prompts import PromptFormat
 from ntkeval.scorers.base import Role, Roles, Scorer, Stage
 
@@ -174,7 +174,7 @@ def run_cell(cell: Cell, tracker) -> dict:
     log.info("stages: %d computed, %d from the cache%s", computed, cached, "" if computed else " (nothing recomputed)")
     result = {"status": "done", "cell": {"cell_id": cell.cell_id(), **cell.identity(), "code_version": code_version()},
               "tests": rows, "error": None, "log": None, "cache": {"hits": cell.cache.hits, "misses": cell.cache.misses},
-              "config": cell.config,
+              "config": cell.config, "adaptation": adaptation_records(stages),
               "skill_groups": cell.dataset.skill_groups().only([cell.train_skill, *cell.test_skills]).to_json()}
     cell.out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(cell.out_dir / "questions.jsonl", "".join(json.dumps(q) + "\n" for q in questions))
@@ -183,8 +183,28 @@ def run_cell(cell: Cell, tracker) -> dict:
     return result
 
 
+def adaptation_records(stages: _Stages) -> dict[str, dict]:
+    """What the learner and its control report about their adaptations (role name -> AdaptationRecord JSON), from
+    the adaptations built for this cell or, when the scorer's stages were all cached, from the stage cache (never
+    adapting for it); roles that report nothing are left out."""
+    records = {}
+    for learner in (stages.cell.learner, stages.cell.learner.control()):
+        if learner is None:
+            continue
+        adapted = stages.adaptations.get(learner.name)
+        if adapted is not None:
+            record = adapted.record
+        else:
+            peek = getattr(learner, "recorded_record", None)
+            record = peek(stages.context) if callable(peek) else None
+        if record is not None and (record.info or record.tables):
+            records[learner.name] = record.to_json()
+    return records
+
+
 def mirror_to_tracker(tracker, result: dict, questions: list[dict], stages: _Stages) -> None:
-    """W&B mirrors what is on disk: the loss curve of a tuned learner, the kernel row, the per-question table."""
+    """W&B mirrors what is on disk: the loss curve of a tuned learner, the kernel row, the per-question table, and
+    what the learners report of their adaptations (info in the summary, their tables as tables)."""
     learner = stages.cell.learner
     adapted = stages.adaptations.get(learner.name)  # read, never built: logging must not train
     loss = adapted.loss if adapted is not None else learner.recorded_loss(stages.context)
@@ -192,7 +212,13 @@ def mirror_to_tracker(tracker, result: dict, questions: list[dict], stages: _Sta
         tracker.log({"train/loss": value}, step=step)
     summary = {f"{r['test_skill']}/{k}": v for r in result["tests"] for k, v in r.items() if k != "test_skill"}
     summary["delta_mean"] = sum(r["delta"] for r in result["tests"]) / len(result["tests"])
+    records = {name: AdaptationRecord.from_json(data) for name, data in (result.get("adaptation") or {}).items()}
+    for name, record in records.items():
+        summary.update({f"adaptation/{name}/{k}": v for k, v in record.info.items()})
     tracker.summary(summary)
+    for name, record in records.items():
+        for table, data in record.tables.items():
+            tracker.table(f"{name}/{table}", list(data["columns"]), [list(row) for row in data["rows"]])
     if questions:
         columns = list(questions[0])
         tracker.table("questions", columns, [[q[c] for c in columns] for q in questions])

@@ -127,3 +127,35 @@ class ReasoningDataSet(DataSet, Protocol):
 
     def check_steps(self, example: Example, steps: tuple[str, ...]) -> bool | None: ...  # every written step right
     # (process supervision with an exact checker); None: this data set cannot check this example's steps
+
+
+AUGMENTATIONS = ("rephrase", "backward", "answers")  # what tune-augment can ask of a data set (MetaMath, FOBAR, AugGSM8K)
+EVOLUTIONS = ("depth",)  # how tune-rl can make training questions harder (Evol-Instruct's in-depth evolving)
+
+
+@dataclass(frozen=True)
+class Augmented:
+    """One training item a data set made from one of its train examples: a new question (or the same one with
+    another worked solution), its worked solution, and a solution of the same shape with random numbers in every
+    step (the tune-base-style control's text). Solutions are ntkeval.formats.base.Solution records."""
+    example: Example  # the question as trained on; its answer is exact (is_correct and answer_kind work on it)
+    solution: object  # Solution: the correct worked solution
+    wrong: object     # Solution: same shape, random numbers, a wrong answer of the same form
+    kind: str         # "rephrase", "backward", "answers" or "evolve"
+    source: str       # id of the train example it was made from
+
+
+@runtime_checkable
+class AugmentingDataSet(ReasoningDataSet, Protocol):
+    """A data set that can make more training data from its own train examples, exactly, from its generators."""
+
+    def augmentation_problem(self, kind: str, skills: Iterable[str]) -> str | None: ...  # None, or one line naming
+    # the kind (AUGMENTATIONS or EVOLUTIONS) and the skill it cannot make for: found by the preflight
+
+    def augment(self, example: Example, kind: str, n: int, rng: random.Random) -> list[Augmented]: ...  # up to n
+    # items of `kind` from one train example: rephrase = the same problem in the other surface formats of its
+    # operation (the same numbers and answer); backward = FOBAR questions (one number masked, the answer given);
+    # answers = distinct worked solutions of the same question (another valid order of the steps, another method)
+
+    def evolved(self, example: Example, depth: int, rng: random.Random) -> Augmented: ...  # a harder problem of
+    # the same skill and surface (depth 1: larger numbers; 2: also one more operation), kind "evolve"

@@ -17,10 +17,15 @@ PROGRAM_FORMATS = ("pot", "hybrid")  # formats whose answers come from running t
 def format_checks(cell) -> None:
     """The answer format can be written and read here: the data set writes its solutions for every skill the learner
     or its control writes demonstrations or tuning texts of, a program format has a working sandbox, and a scorer
-    that needs more of the data set (backward questions, step checks) gets it (its validate_data)."""
+    that needs more of the data set (backward questions, step checks) gets it (its validate_data), and a learner that
+    needs more of the format or the data set (checkable answers, augmentations) gets it (its validate_format)."""
     validate_data = getattr(cell.scorer, "validate_data", None)
     if callable(validate_data):
         validate_data(cell.dataset)
+    for learner in (cell.learner, cell.learner.control()):  # a learner that needs more of the format (tune-rft)
+        validate_format = getattr(learner, "validate_format", None)
+        if callable(validate_format):
+            validate_format(cell.format, cell.dataset, cell.train_skill)
     if not cell.format.reasoning:
         return
     skills = []

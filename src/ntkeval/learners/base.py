@@ -9,6 +9,12 @@ Every learner offers the same small interface, so the cell never asks which kind
   bind_model(model)         takes what its adaptation needs from the model config (LoRA target modules)
   adapt(context)            -> Adaptation
   recorded_loss(context)    the training loss the stage cache holds, never training for it ([] if none)
+
+Optional (the cell and the preflight ask with getattr, so a user's learner may leave them out):
+  validate_format(answer_format, dataset, train_skill)  raises UserError before any model loads when the learner
+                            cannot work in the cell's answer format (tune-rft needs answers it can check)
+  recorded_record(context) -> AdaptationRecord | None   what the stage cache holds of its adaptation (kept-path
+                            counts, an instruction trajectory) without building it, for result.json and W&B
 """
 
 from __future__ import annotations
@@ -42,10 +48,27 @@ class AdaptContext:
 
 
 @dataclass
+class AdaptationRecord:
+    """What a learner reports about how it adapted, beside its loss: result.json holds it under "adaptation" (by
+    role) and W&B mirrors it (info in the run summary, each table as a W&B table). JSON values only."""
+    info: dict[str, Any] = field(default_factory=dict)    # e.g. {"kept_paths": 37, "sampled_paths": 128}
+    tables: dict[str, dict] = field(default_factory=dict)  # name -> {"columns": [...], "rows": [[...], ...]}
+
+    def to_json(self) -> dict:
+        return {"info": self.info, "tables": self.tables}
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> "AdaptationRecord":
+        data = data or {}
+        return cls(info=dict(data.get("info") or {}), tables=dict(data.get("tables") or {}))
+
+
+@dataclass
 class Adaptation:
     prefix: str = ""                  # text placed before every test prompt (in-context demonstrations)
     adapter_dir: Path | None = None   # a saved LoRA adapter to activate while scoring
     loss: list[float] = field(default_factory=list)  # training loss per step, for tuned learners
+    record: AdaptationRecord = field(default_factory=AdaptationRecord)  # what else it reports (empty for most)
 
 
 class Learner(Protocol):
