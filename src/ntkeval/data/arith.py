@@ -279,6 +279,22 @@ class ArithDataset(ArithSolutions):
         # only when not the default four, so every key made before backward existed keeps its value
         return identity if self.formats == FORMATS else {**identity, "formats": list(self.formats)}
 
+    # AugmentingDataSet (ntkeval.data.base): more train data from the generators themselves, in arith_augment
+    def augmentation_problem(self, kind: str, skills: Iterable[str]) -> str | None:
+        from ntkeval.data import arith_augment  # imported here: it builds on this module
+
+        return arith_augment.problem(kind, list(skills))
+
+    def augment(self, example: Example, kind: str, n: int, rng: random.Random) -> list:
+        from ntkeval.data import arith_augment
+
+        return arith_augment.augment(self, example, kind, n, rng)
+
+    def evolved(self, example: Example, depth: int, rng: random.Random):
+        from ntkeval.data import arith_augment
+
+        return arith_augment.evolved(self, example, depth, rng)
+
     def _generated(self, skill: str, split: str) -> tuple[tuple[Example, str], ...]:
         if skill not in self._skills:
             raise choices_error("skill", skill, self._skills)
