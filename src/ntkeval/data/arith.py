@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from ntkeval.data import arith_augment
 from ntkeval.data.answer_kinds import equivalent
 from ntkeval.data.arith_solutions import ArithSolutions, backward_problem
 from ntkeval.data.base import Example, SkillGroups, groups_by_axis
@@ -191,6 +192,9 @@ def _render(fmt: str, expression: str, shape: _Shape, values: dict, rng: random.
     return story.format(name=rng.choice(NAMES), things=rng.choice(THINGS), **values)
 
 
+GENERATOR = arith_augment.Generator(SHAPES, FORMATS, _render, split_of)  # what augmentations reuse
+
+
 class ArithDataset(ArithSolutions):
     """Seeded, cached generator of the arithmetic skills (6 operations x the chosen formats, 24 by default); same
     arguments give the same questions in any process. Worked solutions come from ArithSolutions."""
@@ -281,19 +285,13 @@ class ArithDataset(ArithSolutions):
 
     # AugmentingDataSet (ntkeval.data.base): more train data from the generators themselves, in arith_augment
     def augmentation_problem(self, kind: str, skills: Iterable[str]) -> str | None:
-        from ntkeval.data import arith_augment  # imported here: it builds on this module
-
         return arith_augment.problem(kind, list(skills))
 
     def augment(self, example: Example, kind: str, n: int, rng: random.Random) -> list:
-        from ntkeval.data import arith_augment
-
-        return arith_augment.augment(self, example, kind, n, rng)
+        return arith_augment.augment(self, GENERATOR, example, kind, n, rng)
 
     def evolved(self, example: Example, depth: int, rng: random.Random):
-        from ntkeval.data import arith_augment
-
-        return arith_augment.evolved(self, example, depth, rng)
+        return arith_augment.evolved(self, GENERATOR, example, depth, rng)
 
     def _generated(self, skill: str, split: str) -> tuple[tuple[Example, str], ...]:
         if skill not in self._skills:

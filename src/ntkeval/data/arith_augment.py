@@ -12,19 +12,30 @@ exactly as they decide for generated problems), so no test problem of any skill 
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from itertools import product
 
-from ntkeval.data.arith import (FORMATS, MAX_MAGNITUDE, SHAPES, _Ranges, _render, _Shape, evaluate, split_of)
-from ntkeval.data.arith_solutions import (Tree, inverted, leaf_count, leaves, masked_text, random_tree, text_of,
-                                          tree_of, value)
+from ntkeval.data.arith_solutions import (
+    Tree,
+    inverted,
+    leaf_count,
+    leaves,
+    masked_text,
+    random_tree,
+    text_of,
+    tree_of,
+    value,
+)
 from ntkeval.data.base import AUGMENTATIONS, EVOLUTIONS, Augmented, Example
 from ntkeval.errors import UserError, choices_error
 from ntkeval.formats.base import Solution, Step
 
 DEPTHS = (1, 2)
-EVOLVED_MAGNITUDE = 100 * MAX_MAGNITUDE  # evolved answers may be larger than generated ones, not unbounded
+EVOLVED_MAGNITUDE = 1_000_000  # evolved answers may be larger than generated ones (arith's 10,000), not unbounded
 DRAWS = 2000  # bounded redraws: a range that cannot give a train-side problem fails instead of hanging
 # the sentence that adds depth 2's extra operation to a word problem, its number as {n}
 MORE = {"+": " Then {n} more are added. What is the new total?",
@@ -32,6 +43,20 @@ MORE = {"+": " Then {n} more are added. What is the new total?",
         "*": " Then that amount is multiplied by {n}. What is the result?",
         "/": " Then that amount is split into {n} equal parts. How big is each part?"}
 OWN_OPERATION = {"add": "+", "sub": "-", "mul": "*", "div": "/"}  # depth 2 of a one-operation skill repeats it
+
+
+@dataclass(frozen=True)
+class Generator:
+    """The parts of arith's generator that augmentations reuse (given by ntkeval.data.arith, which imports this
+    module, so the texts are exactly those the generator writes)."""
+    shapes: Mapping[str, tuple]   # operation -> its shapes (pattern, draw, stories)
+    formats: tuple[str, ...]      # the forward surface formats a problem can be rephrased into
+    render: Callable              # (format, expression, shape, values, rng) -> the question text
+    split_of: Callable[[str], str]  # what a text shows -> "train" or "test"
+
+
+def evaluate(expression: str) -> int:
+    return value(tree_of(expression))
 
 
 def written(tree: Tree, right_first: bool = False) -> tuple[tuple[Step, ...], str]:
@@ -70,9 +95,9 @@ def wrong_of(dataset, example: Example, tree: Tree, rng: random.Random, right_fi
     return solution_of(random_tree(tree, int(wrong), rng, top=dataset.max_operand), wrong, right_first)
 
 
-def shape_of(op: str, expression: str) -> tuple[_Shape, dict]:
+def shape_of(gen: Generator, op: str, expression: str) -> tuple:
     """The generator shape an expression was drawn from, and its slot values (so it can be rendered again)."""
-    for shape in SHAPES[op]:
+    for shape in gen.shapes[op]:
         pattern = re.escape(shape.pattern).replace(r"\{", "{").replace(r"\}", "}")
         match = re.fullmatch(re.sub(r"{(\w)}", r"(?P<\1>\\d+)", pattern), expression)
         if match:
@@ -80,8 +105,8 @@ def shape_of(op: str, expression: str) -> tuple[_Shape, dict]:
     raise ValueError(f"no {op} shape draws {expression!r}")
 
 
-def _train_side(question: str) -> bool:
-    return split_of(question) == "train"
+def _train_side(gen: Generator, question: str) -> bool:
+    return gen.split_of(question) == "train"
 
 
 def problem(kind: str, skills) -> str | None:
@@ -96,7 +121,7 @@ def problem(kind: str, skills) -> str | None:
     return None
 
 
-def augment(dataset, example: Example, kind: str, n: int, rng: random.Random) -> list[Augmented]:
+def augment(dataset, gen: Generator, example: Example, kind: str, n: int, rng: random.Random) -> list[Augmented]:
     """Up to n items of `kind` from one train example of `dataset` (fewer when fewer exist: never padded)."""
     if kind not in AUGMENTATIONS:
         raise choices_error("augmentation", kind, AUGMENTATIONS)
@@ -104,24 +129,24 @@ def augment(dataset, example: Example, kind: str, n: int, rng: random.Random) ->
     if why:
         raise UserError(why)
     make = {"rephrase": _rephrased, "backward": _backward, "answers": _answers}[kind]
-    return [item for item in make(dataset, example, dataset.expression(example), rng)
-            if _train_side(item.example.question)][:max(0, n)]
+    return [item for item in make(dataset, gen, example, dataset.expression(example), rng)
+            if _train_side(gen, item.example.question)][:max(0, n)]
 
 
-def _rephrased(dataset, example: Example, expression: str, rng: random.Random) -> list[Augmented]:
+def _rephrased(dataset, gen: Generator, example: Example, expression: str, rng: random.Random) -> list[Augmented]:
     """The same expression in each other surface format, rendered as the generator renders it."""
     op, fmt = example.skill.split("/")
-    shape, values = shape_of(op, expression)
+    shape, values = shape_of(gen, op, expression)
     tree, out = tree_of(expression), []
-    for other in (f for f in FORMATS if f != fmt):
-        text = _render(other, expression, shape, values, rng)
+    for other in (f for f in gen.formats if f != fmt):
+        text = gen.render(other, expression, shape, values, rng)
         item = Example(f"{example.id}/rephrase/{other}", f"{op}/{other}", text, example.answer)
         out.append(Augmented(item, solution_of(tree, item.answer), wrong_of(dataset, item, tree, rng),
                              "rephrase", example.id))
     return out
 
 
-def _backward(dataset, example: Example, expression: str, rng: random.Random) -> list[Augmented]:
+def _backward(dataset, gen: Generator, example: Example, expression: str, rng: random.Random) -> list[Augmented]:
     """One FOBAR question per distinct masked number, left to right: the result given, the number asked for (word
     problems in MetaMath's FOBAR wording, the others as arith's backward skill writes them)."""
     op, fmt = example.skill.split("/")
@@ -145,7 +170,7 @@ def _backward(dataset, example: Example, expression: str, rng: random.Random) ->
     return out
 
 
-def _answers(dataset, example: Example, expression: str, rng: random.Random) -> list[Augmented]:
+def _answers(dataset, gen: Generator, example: Example, expression: str, rng: random.Random) -> list[Augmented]:
     """Other worked solutions of the same question, each an exact re-derivation of the same value: distributivity
     ((a+b)*c as a*c + b*c; (a+b)/c as a/c + b/c where both divide exactly), the other evaluation order of two
     independent sub-expressions, and commuted operands of + and *. Method changes come first, then commutations;
@@ -182,9 +207,10 @@ def _distributed(tree: Tree) -> Tree | None:
     if isinstance(tree, int):
         return None
     op, left, right = tree
-    if op in "*/" and not isinstance(left, int) and left[0] in "+-":
-        if op == "*" or (value(left[1]) % value(right) == 0 and value(left[2]) % value(right) == 0):
-            return left[0], (op, left[1], right), (op, left[2], right)
+    exact = op == "*" or (not isinstance(left, int) and value(left[1]) % value(right) == 0
+                          and value(left[2]) % value(right) == 0)  # a quotient distributes only where each divides
+    if op in "*/" and not isinstance(left, int) and left[0] in "+-" and exact:
+        return left[0], (op, left[1], right), (op, left[2], right)
     if op == "*" and not isinstance(right, int) and right[0] in "+-":
         return right[0], ("*", left, right[1]), ("*", left, right[2])
     for side in (1, 2):
@@ -213,7 +239,7 @@ def _commuted(tree: Tree) -> list[Tree]:
             for mask in product((False, True), repeat=len(paths)) if any(mask)]
 
 
-def evolved(dataset, example: Example, depth: int, rng: random.Random) -> Augmented:
+def evolved(dataset, gen: Generator, example: Example, depth: int, rng: random.Random) -> Augmented:
     """A harder problem of the same skill and surface: depth 1 redraws the example's shape with every number range
     ten times as wide (plus 9: one more digit) and keeps a draw whose largest number exceeds the example's; depth 2
     also appends one more operation (a one-operation skill repeats its own: a+b+c, a/b/c; ops and cplex draw one of
@@ -225,9 +251,9 @@ def evolved(dataset, example: Example, depth: int, rng: random.Random) -> Augmen
         raise UserError(why)
     op, fmt = example.skill.split("/")
     expression = dataset.expression(example)
-    shape, _ = shape_of(op, expression)
+    shape, _ = shape_of(gen, op, expression)
     r = dataset._ranges
-    wide = _Ranges(big=10 * r.big + 9, digit=2 * r.digit + 1, mid=10 * r.mid + 9, small=10 * r.small + 9)
+    wide = dataclasses.replace(r, big=10 * r.big + 9, digit=2 * r.digit + 1, mid=10 * r.mid + 9, small=10 * r.small + 9)
     largest = max(leaves(tree_of(expression)))
     for _ in range(DRAWS):
         values = shape.draw(rng, wide)
@@ -243,10 +269,10 @@ def evolved(dataset, example: Example, depth: int, rng: random.Random) -> Augmen
         if not 0 <= answer < EVOLVED_MAGNITUDE:
             continue
         if fmt == "word":
-            text = _render(fmt, inner, shape, values, rng) + extra
+            text = gen.render(fmt, inner, shape, values, rng) + extra
         else:
-            text = _render(fmt, harder, shape, values, rng)
-        if not _train_side(text):
+            text = gen.render(fmt, harder, shape, values, rng)
+        if not _train_side(gen, text):
             continue
         item = Example(f"{example.id}/evolve/{depth}", example.skill, text, str(answer))
         tree = tree_of(harder)
@@ -255,7 +281,7 @@ def evolved(dataset, example: Example, depth: int, rng: random.Random) -> Augmen
     raise UserError(f"arith: no train-side evolved problem of depth {depth} for {example.id!r} in {DRAWS} draws")
 
 
-def _one_more(op: str, inner: str, wide: _Ranges, rng: random.Random) -> tuple[str | None, str]:
+def _one_more(op: str, inner: str, wide, rng: random.Random) -> tuple[str | None, str]:
     """The expression with one more operation appended, and the word-problem sentence that says it (None: redraw)."""
     extra = OWN_OPERATION.get(op) or rng.choice("+-*/")
     total = evaluate(inner)

@@ -73,6 +73,11 @@ class JsonlSolutions:
         return (f"{text} If we know the answer to the above question is {candidate}, what is the value of unknown "
                 "variable X?", match.group())
 
+    def augmentation_problem(self, kind: str, skills) -> str | None:
+        """A file of records has no generator to rephrase, turn around or re-solve its questions exactly."""
+        return (f"data set 'jsonl' cannot make {kind} (its questions are fixed records, with no generator to make "
+                "more of them exactly)")
+
     def check_steps(self, example, steps: tuple[str, ...]) -> None:
         """Free-text steps have no exact checker."""
         return None

@@ -176,6 +176,12 @@ class KhanSkillDataset:
         return solutions.check_steps(self.solution(example), self._skill(example.skill), tuple(steps),
                                      lambda given: self.is_correct(example, given))
 
+    def augmentation_problem(self, kind: str, skills: Iterable[str]) -> str | None:
+        """khanskill makes no augmentations: each generator writes a problem once, in one wording, with one worked
+        solution, and a backward question would need a worked solution of its own that no generator writes."""
+        return (f"data set 'khanskill' cannot make {kind} (its generators write each problem once, in one wording, "
+                "with one worked solution)")
+
     def _sample_solution(self, skill: str) -> Solution:
         """One solution of the skill from a private draw (what a skill can write does not depend on the seed)."""
         spec, rng = self._skill(skill), random.Random(f"khanskill-sample:{skill}")
