@@ -13,6 +13,7 @@ import torch
 
 from ntkeval.backends.base import TrainingSettings
 from ntkeval.backends.huggingface.language_model import HFLanguageModel
+from ntkeval.backends.huggingface.policy_training import PolicyLog, PolicySettings, RewardFunction, train_policy
 from ntkeval.backends.huggingface.training import train_lora
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,18 @@ class HFSession:
         if out_dir is not None:
             self.save_adapter(name, out_dir)
         return loss
+
+    def train_policy(self, name: str, config, prompts: list[str], reward: RewardFunction, settings: PolicySettings,
+                     desc: str = "GRPO", checkpoint: Path | None = None, out_dir: Path | None = None) -> PolicyLog:
+        """Add a fresh LoRA adapter and train it with GRPO on `prompts` scored by `reward` (policy_training), save
+        it in out_dir; return the loss and mean rewards per step. Resumes from `checkpoint` when a killed run left one."""
+        torch.manual_seed(settings.seed)  # the same adapter initialisation for every learner of one seed
+        model = self.new_adapter(name, config)
+        trained = train_policy(model, self.tokenizer, prompts, reward, settings, adapter=name, checkpoint=checkpoint,
+                               desc=desc)
+        if out_dir is not None:
+            self.save_adapter(name, out_dir)
+        return trained
 
     @contextmanager
     def language_model(self, adapter: str | None) -> Iterator[HFLanguageModel]:
