@@ -12,9 +12,10 @@ from contextlib import contextmanager
 import pytest
 
 from ntkeval.backends.base import Completion
+from ntkeval.backends.huggingface.embedded import EmbeddedModel
 from ntkeval.backends.huggingface.language_model import HFLanguageModel
 from ntkeval.backends.huggingface.tiny import TinyModel
-from ntkeval.cache import StageCache
+from ntkeval.cache import StageCache, stable_hash
 from ntkeval.cell import Cell, run_cell
 from ntkeval.data.arith import ArithDataset
 from ntkeval.errors import UserError
@@ -30,7 +31,6 @@ from ntkeval.learners.rft import (
     distinct,
     equations,
     path_seed,
-    select,
 )
 from ntkeval.preflight import check_command_line
 from ntkeval.prompts import PromptFormat
@@ -170,8 +170,8 @@ def test_learner_and_control_train_on_the_same_references_and_as_many_paths(tmp_
     assert references[0] == (CotFormat().instruction() + "\nQ: What is 82+77?\nA:",
                              " 1. 82 + 77 = 159\nThe answer is 159.\n")
     texts = scripts()
-    q = lambda i: ctx.fmt.prompt(examples[i])  # noqa: E731  the zero-shot prompt, as tune-skill's texts
-    t = lambda i, j: " " + list(texts.values())[i][j].strip() + "\n"  # noqa: E731  the path as drawn, placed
+    q = lambda i: ctx.fmt.prompt(examples[i])  # the zero-shot prompt, as tune-skill's texts
+    t = lambda i, j: " " + list(texts.values())[i][j].strip() + "\n"  # the path as drawn, placed
     assert right[3:] == [(q(0), t(0, 0)), (q(0), t(0, 2)), (q(1), t(1, 0)), (q(2), t(2, 0)), (q(2), t(2, 1))]
     assert wrong[3:] == [(q(0), t(0, 3)), (q(1), t(1, 1)), (q(1), t(1, 3)), (q(0), t(0, 3)), (q(1), t(1, 1))]
     # one draw, shared: the control's texts came from the cached samples stage
@@ -208,9 +208,9 @@ def test_a_side_with_nothing_to_add_fails_with_one_line_saying_what_was_sampled(
 def test_keys_hold_every_setting_and_keep_learner_control_and_tune_skill_apart(tmp_path):
     ctx = context(tmp_path)
     learner = rft()
-    adapters = {stable(learner.stage(ctx)), stable(learner.control().stage(ctx))}
+    adapters = {stable_hash(learner.stage(ctx)), stable_hash(learner.control().stage(ctx))}
     tune_skill = LoraLearner(steps=2, batch_size=2, lr=1e-2, target_modules=["q_proj", "v_proj"])
-    adapters.add(stable(tune_skill.stage(ctx)))
+    adapters.add(stable_hash(tune_skill.stage(ctx)))
     assert len(adapters) == 3
     assert learner.samples_parts(ctx) == learner.control().samples_parts(ctx)  # one draw serves both
     for change in ({"k": 5}, {"temperature": 0.9}, {"top_p": 0.9}, {"max_new_tokens": 64}, {"demos": 1}):
@@ -218,12 +218,6 @@ def test_keys_hold_every_setting_and_keep_learner_control_and_tune_skill_apart(t
         assert rft(**change).key(SKILL, 0) != learner.key(SKILL, 0), change
     assert rft(include_reference=False).key(SKILL, 0) != learner.key(SKILL, 0)
     assert learner.samples_parts(ctx) != learner.samples_parts(context(tmp_path, answer_format=WorkFormat()))
-
-
-def stable(value) -> str:
-    from ntkeval.cache import stable_hash
-
-    return stable_hash(value)
 
 
 # ---- bad input -----------------------------------------------------------------------------------------------------
@@ -252,7 +246,7 @@ def test_the_format_and_data_set_are_checked_before_anything_loads():
         def answer_kind(self, example):
             return "integer"
 
-    with pytest.raises(UserError, match="data set 'plain' lacks solution/format_problem"):
+    with pytest.raises(UserError, match="data set 'plain' has no solution, format_problem, is_correct "):
         rft().validate_format(CotFormat(), Plain(), SKILL)
     rft().validate_format(PotFormat(), DATA, SKILL)
     with pytest.raises(UserError, match="learner.demos=3 is invalid; valid: at most 2"):
@@ -324,3 +318,23 @@ def test_a_cell_on_the_random_tiny_model_runs_end_to_end(tmp_path):
     info = result["adaptation"]["tune-rft"]["info"]
     assert result["status"] == "done" and info["sampled_paths"] == 6
     assert (info["distinct_correct_kept"], info["control_paths"], info["training_texts"]) == (0, 0, 3)
+
+
+@pytest.mark.slow
+def test_tune_rft_on_smollm2_keeps_right_paths_of_its_own(tmp_path, request, capsys):
+    """SmolLM2-135M writes chain-of-thought additions after two worked examples: some of its paths are right and
+    kept, more are wrong (the control's). Prints the counts; run with launch/test.sh -m slow (8.5 minutes on 2
+    cores shared with other jobs, most of it sampling)."""
+    learner = RejectionSampledLearner(k=4, demos=2, max_new_tokens=40, steps=8, batch_size=8, lr=2e-3)
+    built = Cell(model=EmbeddedModel(cache_dir=str(request.config.cache.mkdir("ntkeval-models"))), learner=learner,
+                 dataset=ArithDataset(seed=0, n_train=8, n_test=4), train_skill=SKILL, test_skills=[SKILL],
+                 scorer=SampledScorer(n=2, max_new_tokens=32), fmt=PromptFormat(), format=CotFormat(), seed=0,
+                 cache=StageCache(tmp_path / "stages"), out_dir=tmp_path / "cell")
+    result = run_cell(built, NullTracker())
+    info = result["adaptation"]["tune-rft"]["info"]
+    with capsys.disabled():
+        print(f"\nsmollm2 tune-rft on {SKILL} (k=4, demos=2, 8 questions): {info}; row: {result['tests'][0]}")
+    assert info["sampled_paths"] == 32 and 0 < info["distinct_correct_kept"] <= info["correct_paths"]
+    assert info["control_paths"] == info["distinct_correct_kept"] and info["incorrect_pool"] > 0
+    assert info["training_texts"] == 8 + info["distinct_correct_kept"]
+    assert result["adaptation"]["tune-rft-wrong"]["info"] == info

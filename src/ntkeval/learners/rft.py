@@ -28,7 +28,12 @@ from ntkeval.formats.writing import written_answer
 from ntkeval.learners.base import Adaptation, AdaptationRecord
 from ntkeval.learners.lora import LoraLearner
 from ntkeval.scorers.reading import ProgramLimits, reading_parts
-from ntkeval.scorers.sample_stages import EQUIVALENCE_VERSION, PARSER_VERSION, samples_problem, verdicts
+from ntkeval.scorers.sample_stages import (
+    EQUIVALENCE_VERSION,
+    PARSER_VERSION,
+    samples_problem,
+    verdicts,
+)
 
 log = logging.getLogger(__name__)
 RFT_SAMPLES = "rft-samples"  # the stage-cache kind of the sampled paths (shared by tune-rft and its control)
@@ -119,7 +124,7 @@ def select(drawn: list[dict], readings) -> Selection:
             ids = [i for i, c in enumerate(row["completions"])
                    if c["correct"] == verdict and (verdict or c.get("answer") is not None)]
             into.append([ids[j] for j in distinct([lists[i] for i in ids])])
-    control, repeats = control_paths([len(k) for k in kept], wrong)
+    control, repeats = control_paths([len(ids) for ids in kept], wrong)
     return Selection(kept, wrong, control, repeats)
 
 
@@ -141,8 +146,8 @@ class RejectionSampledLearner(LoraLearner):
             raise choices_error("learner.paths", self.paths, PATHS)
         if self.answers != "correct":
             raise choices_error("learner.answers", self.answers,
-                                ["correct (tune-rft's references are the data set's own; its control differs in "
-                                 "learner.paths)"], "invalid")
+                                [("correct (tune-rft's references are the data set's own; its control differs in "
+                                  "learner.paths)")], "invalid")
         checks = (("k", _integer(self.k, 2), "an integer >= 2 (paths sampled per question)"),
                   ("temperature", _number(self.temperature) and self.temperature > 0, "a number > 0"),
                   ("top_p", _number(self.top_p) and 0 < self.top_p <= 1, "a number in (0, 1]"),
@@ -154,7 +159,7 @@ class RejectionSampledLearner(LoraLearner):
                 raise UserError(f"learner.{what}={getattr(self, what)!r} is invalid; valid: {valid}")
         self.limits = ProgramLimits()  # the sandbox limits of program paths: the scorers' defaults
 
-    def control(self) -> "RejectionSampledLearner | None":
+    def control(self) -> RejectionSampledLearner | None:
         """tune-rft is compared with tune-rft-wrong (the same tuning on the model's wrong paths); that control with
         the untouched model."""
         if self.paths == "incorrect":
@@ -186,11 +191,12 @@ class RejectionSampledLearner(LoraLearner):
             raise UserError(f"learner={self.name} needs a reasoning format whose paths can be checked: "
                             f"format={answer_format.name} writes no path; expected cot, pot, work or hybrid")
         needs = ("solution", "format_problem", "answer_kind", "is_correct")
-        if not all(callable(getattr(dataset, m, None)) for m in needs):
+        missing = [m for m in needs if not callable(getattr(dataset, m, None))]
+        if missing:
             name = getattr(dataset, "name", type(dataset).__name__)
             raise UserError(f"learner={self.name} needs a data set that writes and checks worked solutions, and data "
-                            f"set {name!r} lacks {'/'.join(needs)} (ntkeval.data.base.ReasoningDataSet); expected "
-                            "one that writes solutions, e.g. dataset=arith")
+                            f"set {name!r} has no {', '.join(missing)} (ntkeval.data.base.ReasoningDataSet); "
+                            "expected one that writes solutions, e.g. dataset=arith")
 
     # ---- the shared samples stage --------------------------------------------------------------------------------
     def spec(self, context) -> SamplingSpec:
