@@ -64,6 +64,8 @@ UNUSED_BY = {
     ("learner", "icl-skill"): ICL_UNUSED,
     ("learner", "icl-standard"): {**ICL_UNUSED,
                                   "pair.train": "its demonstrations come from all skills: one prefix for every cell"},
+    ("learner", "opro"): {**ICL_UNUSED, "model.lora_target_modules": "an instruction prefix trains no adapter"},
+    ("learner", "opro-start"): {**ICL_UNUSED, "model.lora_target_modules": "an instruction prefix trains no adapter"},
 }
 
 
@@ -124,6 +126,7 @@ def leaves(node, prefix: str = "") -> list[str]:
 def candidates(path: str, value, tmp_path: Path) -> list:
     """Other valid values for a leaf, tried in order until one builds."""
     named = {"learner.answers": {"correct": "random", "random": "correct"}, "learner.source": {"skill": "all", "all": "skill"},
+             "learner.paths": {"correct": "incorrect", "incorrect": "correct"},
              "model.arch": {"llama": "mistral", "mistral": "llama"}}
     if path in named:
         return [named[path][value]]
@@ -137,6 +140,14 @@ def candidates(path: str, value, tmp_path: Path) -> list:
         return ["mul/word", "fractions/add-unlike-denominators", "beta"]
     if path == "pair.test":
         return [["mul/word"], ["whole-numbers/add-within-1000"], ["beta"]]
+    if path == "learner.augment":
+        return [value[:-1], value[1:]]  # another set (its order is moot: the key sorts it)
+    if path == "learner.n_texts":
+        return [5]
+    if path == "learner.evolve":
+        return ["depth"] if value is None else [None]
+    if path == "learner.reward":
+        return [["correct", "process"], ["correct"]]
     if path == "device":
         return ["cuda", "cpu"]
     if isinstance(value, bool):

@@ -19,8 +19,11 @@ def options_of(group: str) -> list[str]:
 
 
 def test_the_registry_holds_the_required_options():
-    assert {"codellama", "llemma", "mistral", "smollm2", "tiny", "tiny-mistral"} <= set(options_of("model"))
-    assert set(options_of("learner")) == {"icl-standard", "icl-skill", "tune-base", "tune-skill"}
+    assert {"codellama", "llemma", "mistral", "smollm2", "tiny", "tiny-mistral", "mathglm-tiny", "wizardmath",
+            "metamath", "mammoth", "galactica"} <= set(options_of("model"))
+    assert set(options_of("learner")) == {"icl-standard", "icl-skill", "tune-base", "tune-skill",  # the paper's
+                                          "tune-rft", "tune-rft-wrong", "tune-augment", "tune-augment-base",
+                                          "tune-rl", "tune-rl-format", "opro", "opro-start"}  # the survey's
     assert {"arith"} <= set(options_of("dataset"))
     assert {"exact"} <= set(options_of("scorer"))
     assert {"wandb", "none"} <= set(options_of("logger"))

@@ -12,6 +12,13 @@ from typing import Any
 
 _ICL = "ntkeval.learners.icl.InContextLearner"
 _LORA = "ntkeval.learners.lora.LoraLearner"
+# learner target -> (setting, the value that makes it a control: a learner with its own control otherwise)
+_CONTROL_SETTING = {
+    "ntkeval.learners.augment.AugmentedLearner": ("answers", "random"),
+    "ntkeval.learners.rft.RejectionSampledLearner": ("paths", "incorrect"),
+    "ntkeval.learners.rl.RlLearner": ("reward", ["format"]),
+}
+_OPRO, _OPRO_START = "ntkeval.learners.opro.OproLearner", "ntkeval.learners.opro.StartInstruction"
 _NEEDS_CONTROL = {"ntkeval.scorers.ntk.NtkScorer": "ntk"}
 _EXACT = "ntkeval.scorers.exact.ExactScorer"
 _DIRECT = "ntkeval.formats.direct.DirectFormat"
@@ -25,6 +32,11 @@ def has_control(learner: dict[str, Any]) -> bool | None:
         return learner.get("source") != "all"
     if target == _LORA:
         return learner.get("answers") != "random"
+    if target in _CONTROL_SETTING:
+        setting, control_value = _CONTROL_SETTING[target]
+        return learner.get(setting) != control_value
+    if target in (_OPRO, _OPRO_START):
+        return target == _OPRO
     return None
 
 
