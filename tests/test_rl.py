@@ -311,6 +311,6 @@ def test_tune_rl_on_smollm2_runs_a_few_steps(tmp_path, request):
     for name in ("tune-rl", "tune-rl-format"):
         rows = result["adaptation"][name]["tables"]["rewards"]["rows"]
         assert len(rows) == 2 and all(0.0 <= row[1] <= 1.0 for row in rows)
-    # smollm2 answers additions it is asked in the bare format: its format reward is high from the first step
-    assert result["adaptation"]["tune-rl-format"]["tables"]["rewards"]["rows"][0][1] >= 0.5
+    control = result["adaptation"]["tune-rl-format"]["tables"]["rewards"]
+    assert all(row[1] == row[control["columns"].index("format")] for row in control["rows"])  # blind to correctness
     assert 0.0 <= result["tests"][0]["p_learner"] <= 1.0
