@@ -148,13 +148,37 @@ def test_kept_and_control_paths_of_a_hand_built_sample_set(tmp_path):
     assert chosen.control == [(0, 3), (1, 1), (1, 3), (0, 3), (1, 1)] and chosen.repeats == 2
     record = learner.recorded_record(ctx)
     assert record.info == {"sampled_paths": 12, "correct_paths": 6, "distinct_correct_kept": 5,
-                           "questions_with_kept": 3, "incorrect_pool": 3, "control_paths": 5, "control_repeats": 2,
+                           "miscalculated_rejected": 0, "questions_with_kept": 3, "incorrect_pool": 3, "control_paths": 5, "control_repeats": 2,
                            "reference_texts": 3, "training_texts": 8}
     table = record.tables["paths"]
     assert table["columns"] == ["question", "path", "answer", "correct", "kept", "control_uses"]
     assert [row[4] for row in table["rows"]] == [1, 0, 1, 0, 1, 0, 0, 0, 1, 1, 0, 0]
     assert [row[5] for row in table["rows"]] == [0, 0, 0, 2, 0, 2, 0, 1, 0, 0, 0, 0]
     assert table["rows"][0][:2] == ["add/question/train/0", scripts()["What is 82+77?"][0]]
+
+
+def test_a_right_answer_reached_by_a_wrong_calculation_is_rejected_as_rft_does(tmp_path):
+    """RFT keeps a path only when its calculations agree with Python: arith's exact step check rejects a false
+    equation or a number the question never showed, even when the stated answer is right; such a path is no wrong
+    answer either, so the control cannot use it."""
+    (a0, b0), (a1, b1), (a2, b2) = [map(int, re.findall(r"\d+", e.question)) for e in DATA.train(SKILL)]
+    s0, s1, s2 = a0 + b0, a1 + b1, a2 + b2
+    texts = {
+        f"What is {a0}+{b0}?": [path(a0, b0, s0), f" 1. {a0} + {b0} = {s0 + 1}\n2. {s0 + 1} - 1 = {s0}\n"
+                                f"The answer is {s0}.", path(a0, b0, s0 + 1)],
+        f"What is {a1}+{b1}?": [f" 1. {a1} + {b1} + 10 = {s1 + 10}\n2. {s1 + 10} - 10 = {s1}\nThe answer is {s1}.",
+                                path(a1, b1, s1 + 1)],
+        f"What is {a2}+{b2}?": [path(a2, b2, s2), path(a2, b2, s2 + 3)],
+    }
+    ctx = context(tmp_path, ScriptedSession(texts))
+    learner = rft()
+    drawn = learner.samples(ctx)
+    assert [[c["correct"] for c in q["completions"]][:3] for q in drawn] == [[1, 1, 0], [1, 0, 1], [1, 0, 1]]
+    chosen = learner.selection(ctx, drawn)
+    assert chosen.kept == [[0], [], [0]]  # q0's false "= s0+1" step and q1's unshown 10 are rejected
+    assert chosen.miscalculated == 1 + 2  # q0 once; q1 twice (k=4 cycles its 2 scripted paths)
+    assert chosen.wrong == [[2], [1], [1]]
+    assert learner.recorded_record(ctx).info["miscalculated_rejected"] == 3
 
 
 def test_learner_and_control_train_on_the_same_references_and_as_many_paths(tmp_path):

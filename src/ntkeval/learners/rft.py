@@ -38,7 +38,7 @@ from ntkeval.scorers.sample_stages import (
 log = logging.getLogger(__name__)
 RFT_SAMPLES = "rft-samples"  # the stage-cache kind of the sampled paths (shared by tune-rft and its control)
 SAMPLES_VERSION = 1    # bump when what an rft-samples entry holds changes
-SELECTION_VERSION = 1  # bump when equations() or the kept/control selection changes: it changes what is tuned on
+SELECTION_VERSION = 2  # (2: right answers with a wrong calculation are rejected) bump when equations() or the kept/control selection changes: it changes what is tuned on
 PATHS = ("correct", "incorrect")  # which of the model's paths join the references: tune-rft's, tune-rft-wrong's
 PATH_COLUMNS = ["question", "path", "answer", "correct", "kept", "control_uses"]
 _ARITHMETIC = re.compile(r"[0-9.()+\-*/×÷^%=\s]+")  # one run of arithmetic characters (linear: no backtracking)
@@ -111,21 +111,27 @@ class Selection:
     wrong: list[list[int]]
     control: list[tuple[int, int]]
     repeats: int
+    miscalculated: int = 0  # right answers rejected because a written step's arithmetic is wrong
 
 
-def select(drawn: list[dict], readings) -> Selection:
-    """Kept: the distinct (by equation list) completions with the right answer. Wrong: the distinct completions
-    that state a wrong answer (the same form as a kept path; a completion with no answer, cut off or a failed
-    program, is in neither). `readings[q][i]` is completion i of question q read by the answer format."""
-    kept, wrong = [], []
+def select(drawn: list[dict], readings, steps_ok=None) -> Selection:
+    """Kept: the distinct (by equation list) completions with the right answer whose calculations are right, as
+    RFT rejects paths whose calculations disagree with Python: `steps_ok(q, reading)` is the data set's exact step
+    check (False rejects; None, or no checker: the data set cannot check these steps, and the answer decides).
+    Wrong: the distinct completions that state a wrong answer (the same form as a kept path; a completion with no
+    answer, cut off or a failed program, is in neither, nor is a right answer reached by a wrong calculation).
+    `readings[q][i]` is completion i of question q read by the answer format."""
+    kept, wrong, miscalculated = [], [], 0
     for q, row in enumerate(drawn):
         lists = [equations(r) for r in readings[q]]
-        for verdict, into in ((1, kept), (0, wrong)):
-            ids = [i for i, c in enumerate(row["completions"])
-                   if c["correct"] == verdict and (verdict or c.get("answer") is not None)]
+        right = [i for i, c in enumerate(row["completions"]) if c["correct"] == 1]
+        sound = [i for i in right if steps_ok is None or steps_ok(q, readings[q][i]) is not False]
+        miscalculated += len(right) - len(sound)
+        stated_wrong = [i for i, c in enumerate(row["completions"]) if c["correct"] == 0 and c.get("answer") is not None]
+        for ids, into in ((sound, kept), (stated_wrong, wrong)):
             into.append([ids[j] for j in distinct([lists[i] for i in ids])])
     control, repeats = control_paths([len(ids) for ids in kept], wrong)
-    return Selection(kept, wrong, control, repeats)
+    return Selection(kept, wrong, control, repeats, miscalculated)
 
 
 @dataclass
@@ -243,7 +249,10 @@ class RejectionSampledLearner(LoraLearner):
         examples = context.dataset.train(context.train_skill)
         readings = [[context.format.read(c["text"], context.dataset.answer_kind(e)) for c in row["completions"]]
                     for e, row in zip(examples, drawn)]
-        chosen = select(drawn, readings)
+        check = getattr(context.dataset, "check_steps", None)
+        steps_ok = None if not callable(check) else \
+            (lambda q, reading: check(examples[q], reading.steps) if reading.steps else None)
+        chosen = select(drawn, readings, steps_ok)
         kept, sampled = sum(map(len, chosen.kept)), sum(len(row["completions"]) for row in drawn)
         right = sum(c["correct"] for row in drawn for c in row["completions"])
         where = (f"the {sampled} paths sampled on {context.train_skill} (learner.k={self.k}, temperature="
@@ -308,7 +317,8 @@ def path_record(drawn: list[dict], chosen: Selection, references: int, paths: in
     rows = [[row["id"], c["text"], c.get("answer"), c["correct"], int((q, i) in kept), uses.get((q, i), 0)]
             for q, row in enumerate(drawn) for i, c in enumerate(row["completions"])]
     info = {"sampled_paths": len(rows), "correct_paths": sum(r[3] for r in rows),
-            "distinct_correct_kept": len(kept), "questions_with_kept": sum(1 for ids in chosen.kept if ids),
+            "distinct_correct_kept": len(kept), "miscalculated_rejected": chosen.miscalculated,
+            "questions_with_kept": sum(1 for ids in chosen.kept if ids),
             "incorrect_pool": sum(map(len, chosen.wrong)), "control_paths": len(chosen.control),
             "control_repeats": chosen.repeats, "reference_texts": references, "training_texts": references + paths}
     return AdaptationRecord(info=info, tables={"paths": {"columns": PATH_COLUMNS, "rows": rows}})
