@@ -247,6 +247,30 @@ def test_evolve_trains_learner_and_control_on_the_same_harder_questions(tmp_path
     assert ours["settings"].stop == ("\n",) and ours["settings"].batch_size == 4
 
 
+def test_evolve_on_arith_trains_on_its_harder_train_side_questions_with_exact_answers(tmp_path):
+    """The real data set's evolved questions (arith_augment): larger numbers at depth 1, one more operation at depth
+    2, each answer the evaluated expression, none a test problem, and the reward judges against the new answer."""
+    from ntkeval.data.arith import evaluate, split_of
+
+    data = ArithDataset(seed=0, n_train=3, n_test=2)
+    plain = data.train("add/question")
+    for depth, operations in ((1, 1), (2, 2)):
+        made = learner(evolve="depth", evolve_depth=depth)
+        made.validate_format(DirectFormat(), data, "add/question")
+        evolved = made.training_examples(context(tmp_path, dataset=data))
+        assert evolved == made.control().training_examples(context(tmp_path, dataset=data))
+        for old, new in zip(plain, evolved, strict=True):
+            expression = new.question.removeprefix("What is ").removesuffix("?")
+            assert new.question != old.question and new.skill == "add/question"
+            assert expression.count("+") == operations and int(new.answer) == evaluate(expression)
+            assert split_of(expression) == "train"
+            if depth == 1:
+                assert max(map(int, expression.split("+"))) > max(map(int, old.question[8:-1].split("+")))
+        ctx = context(tmp_path, dataset=data)
+        assert made.reward_function(ctx, evolved)([0], [" " + evolved[0].answer])[0]["correct"] == 1.0
+        assert made.reward_function(ctx, evolved)([0], [" " + plain[0].answer])[0]["correct"] == 0.0
+
+
 # ---- bad input --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("settings, shows", [
     ({"num_generations": 1}, "learner.num_generations=1"), ({"temperature": 0.0}, "learner.temperature=0.0"),
