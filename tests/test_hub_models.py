@@ -22,10 +22,6 @@ MODELS = {  # option -> (hub id, prompt.question)
     "mammoth": ("TIGER-Lab/MAmmoTH-7B", ALPACA),
     "galactica": ("facebook/galactica-1.3b", "Question: {question}\n\nAnswer:"),
 }
-# Hydra applies a config's defaults-list override only to groups listed before it in the primary defaults list, so
-# galactica's `override /format: work` needs conf/config.yaml to list format before model.
-FORMAT_BEFORE_MODEL = (lambda text: text.index("- format:") < text.index("- model:"))(
-    (Path(CONF_DIR) / "config.yaml").read_text())
 
 
 @pytest.mark.parametrize("option", MODELS)
@@ -61,9 +57,13 @@ def test_the_other_models_keep_the_default_prompt_and_format(compose_config):
     assert compose_config("model=mistral").prompt.question == "Q: {question}\nA:"
 
 
-@pytest.mark.xfail(not FORMAT_BEFORE_MODEL, strict=True,
-                   reason="conf/config.yaml lists format after model: galactica.yaml cannot override it yet")
 def test_galactica_answers_in_work_memory_unless_the_command_line_says_otherwise(compose_config):
+    # Hydra applies a config's defaults-list override only to groups listed before it in the primary defaults list:
+    # conf/config.yaml lists format before model for this
+    text = (Path(CONF_DIR) / "config.yaml").read_text()
+    assert text.index("- format:") < text.index("- model:")
     assert compose_config("model=galactica").format._target_ == "ntkeval.formats.reasoning.WorkFormat"
+    assert compose_config("model=galactica").scorer._target_ == "ntkeval.scorers.sampled.SampledScorer"
+    assert compose_config("model=galactica", "format=direct", "scorer=exact").scorer._target_.endswith("ExactScorer")
     assert compose_config("model=galactica", "format=cot").format._target_ == "ntkeval.formats.reasoning.CotFormat"
     assert check_command_line(["model=galactica", "pair.train=add/question"]) == 1

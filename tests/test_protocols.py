@@ -72,6 +72,7 @@ IMPLEMENTATIONS = [
     ("ntkeval.tracking.base.Tracker", "ntkeval.tracking.base.NullTracker", None),
     ("ntkeval.tracking.base.Tracker", "ntkeval.tracking.wandb_tracker.WandbTracker", _wandb_tracker),
     ("ntkeval.backends.base.ModelLoader", "ntkeval.backends.huggingface.tiny.TinyModel", None),
+    ("ntkeval.backends.base.ModelLoader", "ntkeval.backends.huggingface.mathglm.MathGLMModel", None),
     ("ntkeval.backends.base.ModelLoader", "ntkeval.backends.huggingface.embedded.EmbeddedModel", None),
     ("ntkeval.backends.base.ModelLoader", "ntkeval.backends.huggingface.hub.HubModel",
      lambda tmp_path: _locate("ntkeval.backends.huggingface.hub.HubModel")(name="m", path="owner/model")),
