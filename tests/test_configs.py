@@ -133,6 +133,29 @@ def test_reasoning_experiments_sweep_answer_formats_under_self_consistency(compo
     assert len(dataset.resolve(list(train) if OmegaConf.is_list(train) else train)) == train_skills
 
 
+@pytest.mark.parametrize("experiment,model,learners,train_skills", [
+    ("training-cpu", "mathglm-tiny", {"tune-skill", "tune-rft", "tune-augment", "opro"}, 8),
+    ("paper-training", "codellama,llemma,mistral",
+     {"tune-base", "tune-skill", "tune-rft", "tune-augment", "tune-rl", "opro"}, 24)])
+def test_training_experiments_sweep_the_survey_learners_in_a_reasoning_format(compose_config, experiment, model,
+                                                                             learners, train_skills):
+    """Every learner of the sweep composes under the experiment (no learner-only key in it), has its control in the
+    cell, and the format is one RFT can check paths of."""
+    cfg = compose_config(f"experiment={experiment}")
+    assert str(cfg.hydra.mode).endswith("MULTIRUN") and expands(cfg.hydra)
+    params = OmegaConf.to_container(cfg.hydra.sweeper.params)
+    assert set(params["learner"].split(",")) == learners
+    assert params.get("model", cfg.model.name) == model
+    assert cfg.format._target_ == "ntkeval.formats.reasoning.CotFormat"
+    dataset = make(cfg.dataset)
+    train = params.get("pair.train", OmegaConf.select(cfg, "pair.train"))
+    assert len(dataset.resolve(list(train) if OmegaConf.is_list(train) else train)) == train_skills
+    for learner in learners:
+        built = make(compose_config(f"experiment={experiment}", f"learner={learner}").learner)
+        # each recipe is compared with its own control in the cell; tune-base (a control) with the untouched model
+        assert (built.control() is None) == (learner == "tune-base"), learner
+
+
 def test_cache_dir_defaults_outside_the_repo(compose_config, monkeypatch, tmp_path):
     from tests.conftest import REPO
 
