@@ -3,21 +3,22 @@
 accuracy on every arith skill's test split, in both answer formats it may be asked in.
 
     python launch/prepare_mathglm.py                             # conf/model/mathglm-tiny.yaml, cache_dir's models
-    python launch/prepare_mathglm.py model.steps=400 --n-test 20 --threads 1
+    python launch/prepare_mathglm.py model.steps=400 cache_dir=/tmp/mg --n-test 20
 
-Arguments besides --n-test and --threads are config overrides, as for `ntkeval` (model.*, cache_dir=...). Accuracy:
+Arguments besides --n-test are config overrides, as for `ntkeval` (model.*, cache_dir=...). Accuracy:
 the share of a skill's test questions (arith seed 0, n_test questions) whose greedy completion after the cell's own
 prompt reads as the right answer: format=direct is the bare answer after "A:", format=cot numbered steps under the cot
 instruction line. What it is taught (conf/model/mathglm-tiny.yaml) should score far above chance (about 1 in 100 for a
-two-digit answer); what it never saw should not. The training time depends on how busy the machine's cores are.
+two-digit answer); what it never saw should not. Training uses 2 torch threads (mathglm.THREADS); its time depends on
+how busy the machine's cores are. Progress is logged every 100 steps.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 
-import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
@@ -34,11 +35,9 @@ from ntkeval.formats.reasoning import CotFormat
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-test", type=int, default=20, help="test questions per skill")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. model.steps=400")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)  # on a shared machine one thread can be much faster than two
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=["model=mathglm-tiny", *args.overrides])
     loader = instantiate(cfg.model)
@@ -46,7 +45,7 @@ def main() -> None:
     start = time.monotonic()
     model, tokenizer = loader.load("cpu")
     print(f"{loader.name}: {'loaded from the cache' if cached else 'prepared'} in {time.monotonic() - start:.1f} s "
-          f"({torch.get_num_threads()} threads) at {loader.checkpoint_dir()}")
+          f"at {loader.checkpoint_dir()}")
     print(f"taught: operations {list(loader.data.operations)}, formats {list(loader.data.formats)}")
     dataset = ArithDataset(seed=0, n_test=args.n_test)
     skills = [f"{op}/{fmt}" for op in OPS for fmt in FORMATS]

@@ -27,9 +27,10 @@ from ntkeval.tracking.base import NullTracker
 
 # A model small enough to train in about a second: what the loader tests need, not what it learns.
 TINY = {"operations": ("add",), "formats": ("question",), "hidden_size": 16, "num_layers": 1, "num_heads": 2,
-        "steps": 3, "batch_size": 2}
+        "steps": 3, "batch_size": 2, "cot_batch_size": 1}
 TINY_OVERRIDES = ["model=mathglm-tiny", "model.operations=[add]", "model.formats=[question]", "model.hidden_size=16",
-                  "model.num_layers=1", "model.num_heads=2", "model.steps=3", "model.batch_size=2"]
+                  "model.num_layers=1", "model.num_heads=2", "model.steps=3", "model.batch_size=2",
+                  "model.cot_batch_size=1"]
 
 
 def numbers(text: str) -> list[int]:
@@ -62,9 +63,11 @@ def test_the_tokenizer_has_one_token_per_character_and_round_trips(tmp_path):
 
 
 def test_the_curriculum_goes_from_short_to_long(curriculum):
-    assert curriculum.schedule(10) == [0, 0, 1, 1, 1, 2, 2, 2, 2, 2]  # shares 0.2, 0.3, 0.5
+    assert curriculum.schedule(10) == [0, 1, 1, 2, 2, 2, 2, 2, 2, 2]  # shares 0.1, 0.2, 0.7
     first, second, third = curriculum.stages()
     assert {w.name for w in first.writings} == {"direct"}  # one operation only, small numbers
+    assert [w.skills for w in third.writings] == [("add/question", "mul/question"), ("add/symbol", "mul/symbol"),
+                                                  ("ops/question",), ("ops/symbol",)]  # one surface format each
     assert max(n for q, _ in first.pools["direct", "add/question"] for n in numbers(q)) <= 20
     assert max(n for q, _ in second.pools["direct", "add/question"] for n in numbers(q)) > 20  # then larger ones
     assert max(n for q, _ in second.pools["cot", "ops/symbol"] for n in numbers(q)) <= 20  # and two operations
@@ -76,7 +79,7 @@ def test_the_curriculum_goes_from_short_to_long(curriculum):
 def test_multi_step_skills_first_appear_in_the_second_stage():
     only_long = CurriculumData(seed=0, operations=("ops",), formats=("symbol",))
     assert [name for name, _, _ in only_long._plan()] == [stage.name for stage in only_long.stages()]
-    assert len(only_long.stages()) == 2 and only_long.schedule(8) == [0, 0, 0, 1, 1, 1, 1, 1]  # 0.3 : 0.5
+    assert len(only_long.stages()) == 2 and only_long.schedule(9) == [0, 0, 1, 1, 1, 1, 1, 1, 1]  # 0.2 : 0.7
 
 
 def test_the_texts_are_the_cells_texts(compose_config, curriculum):
@@ -85,9 +88,12 @@ def test_the_texts_are_the_cells_texts(compose_config, curriculum):
     cfg = compose_config("format=cot")
     assert instantiate(cfg.prompt) == PROMPT and instantiate(cfg.format).instruction() == COT.instruction()
     rng = __import__("random").Random(3)
-    for _ in range(20):
-        text, spans = curriculum.stages()[2].sequence(rng)
-        if text.startswith(COT.instruction() + "\nQ: "):
+    stage = curriculum.stages()[2]
+    for writing, texts in [(w, n) for w in stage.writings for n in (1, 2, 1)]:
+        text, spans = stage.sequence(rng, writing, texts)
+        assert len(spans) == texts and text.count("\nA: ") == texts
+        if writing.name == "cot":
+            assert text.startswith(COT.instruction() + "\nQ: ") and text.count(COT.instruction()) == 1
             assert re.search(r"\nA: 1\. \d+ [-+*/] \d+ = \d+\n2\. \d+ [-+*/] \d+ = \d+\nThe answer is \d+\.\n", text)
         else:
             assert text.startswith("Q: ") and re.fullmatch(r"(Q: [^\n]+\nA: \d+\n\n?)+", text)
@@ -102,6 +108,30 @@ def test_the_loss_is_taken_on_the_answers_and_the_end(curriculum):
     batch = mathglm._encode([(text, [(18, 22), (32, 36)])], tokenizer)
     labeled = [int(t) for t in batch["labels"][0] if t != -100]
     assert tokenizer.decode(labeled[:-1]) == " 5\n\n 2\n" and labeled[-1] == tokenizer.eos_token_id
+
+
+def test_the_shared_beginning_is_encoded_once_with_the_same_loss_and_gradients(curriculum):
+    """Rows that begin alike (the cot instruction line and "Q: What is ") are encoded once: same loss, same gradients
+    as the plain forward pass, whether the shared part is long or only "Q: "."""
+    tokenizer, rng = char_tokenizer(), __import__("random").Random(0)
+    config = mathglm.LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                                 num_attention_heads=2, num_key_value_heads=2, pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    model = mathglm.LlamaForCausalLM(config)
+    stage = curriculum.stages()[2]
+    cot = next(w for w in stage.writings if w.name == "cot")
+    for sequences in ([stage.sequence(rng, cot, 1) for _ in range(4)], [("Q: 1+1=\nA: 2\n", [(9, 12)]),
+                                                                        ("Q: What is 2+2?\nA: 4\n", [(18, 21)])]):
+        batch = mathglm._encode(sequences, tokenizer)
+        gradients = []
+        for loss_of in (lambda: model(**batch).loss, lambda: mathglm._shared_prefix_loss(model, batch)):
+            model.zero_grad()
+            loss = loss_of()
+            loss.backward()
+            gradients.append((loss.item(), [p.grad.clone() for p in model.parameters()]))
+        (plain, plain_grads), (shared, shared_grads) = gradients
+        assert shared == pytest.approx(plain, rel=1e-5)
+        assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(plain_grads, shared_grads))
 
 
 def test_no_arith_test_problem_is_ever_a_training_text(curriculum):
@@ -208,8 +238,10 @@ def test_the_real_mathglm_tiny_learns_its_skills_and_not_the_others(compose_conf
     dataset = ArithDataset()
     direct = greedy_accuracy(model, tokenizer, dataset, ["add/question", "sub/symbol", "mul/question", "div/question",
                                                          "add/word"], DirectFormat())
-    stepped = greedy_accuracy(model, tokenizer, dataset, ["ops/question", "ops/symbol"], CotFormat())
+    stepped = greedy_accuracy(model, tokenizer, dataset, ["ops/symbol"], CotFormat())
     print(direct, stepped)
-    assert min(direct["add/question"], direct["sub/symbol"]) >= 0.5  # chance: about 1 in 100
-    assert direct["mul/question"] >= 0.3 and max(stepped.values()) >= 0.3
+    # Measured on n_test 20 (mathglm.py's docstring): add ~0.9, sub ~0.9-1.0, mul ~0.3-0.4; chance about 1 in 100.
+    assert min(direct["add/question"], direct["sub/symbol"]) >= 0.7
+    assert direct["mul/question"] >= 0.15
     assert direct["div/question"] <= 0.1 and direct["add/word"] <= 0.1  # never seen
+    assert stepped["ops/symbol"] <= 0.1  # ops is not taught by default (conf/model/mathglm-tiny.yaml)

@@ -2,7 +2,8 @@
 (the default PromptFormat, bare answers or conf/format/cot.yaml's numbered steps), in a curriculum from short to long.
 
     texts = CurriculumData(seed=0, operations=("add", "ops"), formats=("question",))
-    texts.stage(0).sequence(random.Random(0))   # ("Q: What is 7+12?\\nA: 19\\n", [(21, 25)])
+    stage = texts.stages()[0]
+    stage.sequence(random.Random(0), stage.writings[0])   # ("Q: What is 7+12?\\nA: 19\\n", [(21, 25)])
 
 What the model is taught, by construction (MathGLM, Yang et al. 2023, writes multi-step arithmetic step by step):
 - one-operation skills (add, sub, mul, div) with bare answers only (format=direct: no instruction line);
@@ -10,8 +11,16 @@ What the model is taught, by construction (MathGLM, Yang et al. 2023, writes mul
   a cot cell's prompt), never as bare answers; one step per operation, so a long problem is a chain of short ones;
 - only the configured operations and surface formats; every other arith skill is never seen.
 Problems come from ArithDataset's train split (ntkeval.data.arith.split_of), so no arith test problem of any seed,
-skill or format is ever a training text. A sequence packs 1 to MAX_PACK texts like in-context demonstrations (the
-separator between them, the instruction line once at the start), so cells with demonstrations stay in distribution.
+skill or format is ever a training text.
+
+Throughput is what makes it learn in minutes on a CPU: a training sequence holds ONE problem (a bare-answer text is
+~16-25 characters, a steps text ~160 with its instruction line), so a step sees hundreds of problems instead of a few
+dozen long packed sequences; the trainer batches each writing and surface format apart (similar lengths, little
+padding, and a shared beginning: the instruction line and "Q: What is " are encoded once per batch). Every
+PACK_EVERY-th step packs PACKED texts per sequence like in-context demonstrations (the separator between them, the
+instruction line once at the start), so cells with demonstrations stay in distribution. The pools hold nearly every
+distinct train problem arith has at max_operand 99 (add 3689, mul 567 there), since more distinct problems generalize
+better than more repeats of fewer.
 """
 
 from __future__ import annotations
@@ -26,19 +35,21 @@ from ntkeval.formats.reasoning import CotFormat
 from ntkeval.formats.writing import written_answer
 from ntkeval.prompts import PromptFormat
 
-DATA_VERSION = 1  # bump when the texts, pools or curriculum change: part of the model's identity
+DATA_VERSION = 2  # bump when the texts, pools or curriculum change: part of the model's identity
 ONE_STEP = ("add", "sub", "mul", "div")  # one operation: taught with bare answers (the rest with steps)
 SMALL_OPERAND = 20   # operands of a skill's first curriculum stage ("small numbers first")
 FULL_OPERAND = 99    # arith's default max_operand: the test problems' range
-MAX_PACK = 3         # texts per training sequence, at most
-# Distinct train problems drawn per skill and operand range: below what arith's train split holds (add: 151 at 20 and
-# 3689 at 99; mul: 93 and 567; div: 105 and 585; ops: 4815 and 30600; measured), so the draw always succeeds.
-POOL = {("add", 20): 140, ("sub", 20): 140, ("mul", 20): 85, ("div", 20): 95, ("ops", 20): 2000, ("cplex", 20): 2000,
-        ("add", 99): 3000, ("sub", 99): 3000, ("mul", 99): 500, ("div", 99): 500, ("ops", 99): 4000, ("cplex", 99): 4000}
+PACK_EVERY = 8       # every 8th step packs its sequences like in-context demonstrations (cells with demos)...
+PACKED = 2           # ... with this many texts each; the other steps hold one text per sequence
+# Distinct train problems drawn per skill and operand range: just below what arith's train split holds (add: 151 at 20
+# and 3689 at 99; mul: 93 and 567; div: 105 and 585; ops: 4815 and 30600; measured), so the draw always succeeds.
+POOL = {("add", 20): 140, ("sub", 20): 140, ("mul", 20): 85, ("div", 20): 95, ("ops", 20): 4000, ("cplex", 20): 4000,
+        ("add", 99): 3680, ("sub", 99): 3600, ("mul", 99): 560, ("div", 99): 580, ("ops", 99): 20000,
+        ("cplex", 99): 20000}
 # (name, share of the steps, operand range of one-step skills, of multi-step skills; None: not drawn yet)
-CURRICULUM = (("one operation, operands <= 20", 0.2, SMALL_OPERAND, None),
-              ("one operation to 99, two or more operations <= 20", 0.3, FULL_OPERAND, SMALL_OPERAND),
-              ("everything, operands to 99", 0.5, FULL_OPERAND, FULL_OPERAND))
+CURRICULUM = (("one operation, operands <= 20", 0.1, SMALL_OPERAND, None),
+              ("one operation to 99, two or more operations <= 20", 0.2, FULL_OPERAND, SMALL_OPERAND),
+              ("everything, operands to 99", 0.7, FULL_OPERAND, FULL_OPERAND))
 PROMPT = PromptFormat()   # conf/config.yaml's prompt (tests/test_mathglm.py checks that they agree)
 COT = CotFormat()         # conf/format/cot.yaml (checked likewise)
 DIRECT_LEAD = ""          # format=direct puts no instruction line before a prompt
@@ -46,7 +57,8 @@ DIRECT_LEAD = ""          # format=direct puts no instruction line before a prom
 
 @dataclass(frozen=True)
 class Writing:
-    """How a sequence is written: its lead (the format's instruction line) and the skills written this way."""
+    """How a sequence is written: its lead (the format's instruction line) and the skills written this way, all of one
+    surface format (so a batch of them shares its first characters, which the trainer encodes once)."""
     name: str              # "direct" or "cot"
     lead: str
     skills: tuple[str, ...]
@@ -60,12 +72,12 @@ class Stage:
     writings: tuple[Writing, ...]
     pools: dict  # (writing name, skill) -> list of (question, written answer)
 
-    def sequence(self, rng: random.Random) -> tuple[str, list[tuple[int, int]]]:
-        """One packed training text and the character spans the loss is taken on (each written answer with its
-        delimiter and the character after it: the separator, or the end of the text, where EOS follows)."""
-        writing = rng.choice(self.writings)  # with both kinds of skill: half bare answers, half steps
+    def sequence(self, rng: random.Random, writing: Writing, texts: int = 1) -> tuple[str, list[tuple[int, int]]]:
+        """One training sequence of `texts` problems written one way, and the character spans the loss is taken on
+        (each written answer with its delimiter and the character after it: the separator, or the end of the text,
+        where EOS follows)."""
         text, spans = writing.lead + "\n" if writing.lead else "", []
-        for i in range(rng.randint(1, MAX_PACK)):
+        for i in range(texts):
             skill = rng.choice(writing.skills)
             question, answer = rng.choice(self.pools[writing.name, skill])
             if i:
@@ -135,10 +147,10 @@ class CurriculumData:
         writings = []
         for writing, lead, ops in (("direct", DIRECT_LEAD, [op for op in drawn if skill_length(op) == 1]),
                                    ("cot", COT.instruction(), [op for op in drawn if skill_length(op) > 1])):
-            skills = tuple(f"{op}/{fmt}" for op in ops for fmt in self.formats)
-            for skill in skills:
-                pools[writing, skill] = self._pool(skill, ranges[skill.split("/")[0]], writing)
-            if skills:
+            for fmt in self.formats if ops else ():
+                skills = tuple(f"{op}/{fmt}" for op in ops)
+                for skill in skills:
+                    pools[writing, skill] = self._pool(skill, ranges[skill.split("/")[0]], writing)
                 writings.append(Writing(writing, lead, skills))
         return Stage(name, share, tuple(writings), pools)
 
