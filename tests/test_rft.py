@@ -260,9 +260,12 @@ def test_bad_settings_are_one_line(settings, message):
 
 
 def test_the_format_and_data_set_are_checked_before_anything_loads():
-    with pytest.raises(UserError, match=r"^learner=tune-rft needs a reasoning format whose paths can be checked: "
-                                        r"format=direct writes no path; expected cot, pot, work or hybrid$"):
-        rft().validate_format(DirectFormat(), DATA, SKILL)
+    class Unreadable:  # a user's format that cannot read an answer back: nothing to check
+        name, reasoning = "freeform", True
+
+    with pytest.raises(UserError, match=r"^learner=tune-rft needs a format whose answers can be read back and "
+                                        r"checked: format='freeform' has no read\(\); expected direct, cot"):
+        rft().validate_format(Unreadable(), DATA, SKILL)
 
     class Plain:  # a data set without worked solutions
         name = "plain"
@@ -272,13 +275,16 @@ def test_the_format_and_data_set_are_checked_before_anything_loads():
 
     with pytest.raises(UserError, match="data set 'plain' has no solution, format_problem, is_correct "):
         rft().validate_format(CotFormat(), Plain(), SKILL)
+    with pytest.raises(UserError, match="format=direct needs a data set that checks answers, and data set 'plain' "
+                                        "has no is_correct"):
+        rft().validate_format(DirectFormat(), Plain(), SKILL)
+    rft().validate_format(DirectFormat(), DATA, SKILL)  # a bare answer is checked too
     rft().validate_format(PotFormat(), DATA, SKILL)
     with pytest.raises(UserError, match="learner.demos=3 is invalid; valid: at most 2"):
         rft(demos=3).validate(DATA, SKILL)
 
 
 @pytest.mark.parametrize("args, message", [
-    (("learner=tune-rft",), "learner=tune-rft needs a reasoning format whose paths can be checked: format=direct"),
     (("learner=tune-rft", "format=cot", "scorer=sampled", "learner.k=1"), "learner.k=1 is invalid"),
     (("learner=tune-rft", "format=cot", "scorer=sampled", "learner.demos=32"),
      "learner.demos=32 is invalid; valid: at most 31"),
@@ -296,6 +302,32 @@ def test_the_command_line_accepts_tune_rft_and_its_control(tmp_path, monkeypatch
     for learner in ("tune-rft", "tune-rft-wrong"):
         assert check_command_line([f"learner={learner}", "format=cot", "scorer=sampled", "pair.train=add/question",
                                    "pair.test=[add/question]", "logger=none"]) == 1
+    assert check_command_line(["learner=tune-rft", "pair.train=add/question", "pair.test=[add/question]",
+                               "logger=none"]) == 1  # format=direct: bare answers are checked too
+
+
+def test_under_direct_a_path_is_the_bare_answer_kept_once_per_question(tmp_path):
+    """No equations to tell answers apart: each question's right answer is kept once, the control takes as many of
+    the model's wrong answers (distinct ones), and both train on them after the plain train texts."""
+    examples = DATA.train(SKILL)
+    right = [e.answer for e in examples]
+    texts = {e.question: [f" {right[0]}", f" {int(right[0]) + 1}", f" {right[0]}", f" {int(right[0]) + 2}"]
+             if q == 0 else [f" {int(e.answer) + 5}", f" {e.answer}"] if q == 1 else [f" {int(e.answer) + 3}"]
+             for q, e in enumerate(examples)}
+    ctx = context(tmp_path, ScriptedSession(texts), DirectFormat())
+    learner = rft(demos=0)
+    drawn = learner.samples(ctx)
+    chosen = learner.selection(ctx, drawn)
+    assert chosen.kept == [[0], [1], []]                 # q0's two right answers are one path; q2 is never right
+    assert chosen.wrong == [[1, 3], [0], [0]]            # distinct wrong answers (q1's two draws of +5 are one)
+    assert chosen.control == [(0, 1), (1, 0)] and chosen.repeats == 0
+    pairs = learner.training_texts(ctx)
+    control_pairs = learner.control().training_texts(ctx)
+    plain = [(ctx.fmt.prompt(e), ctx.fmt.target(e.answer)) for e in examples]
+    assert pairs == plain + [(ctx.fmt.prompt(examples[0]), f" {right[0]}\n"), (ctx.fmt.prompt(examples[1]), f" {right[1]}\n")]
+    assert control_pairs[:3] == [plain_pair for plain_pair in plain] and len(control_pairs) == len(pairs)
+    assert control_pairs[3:] == [(ctx.fmt.prompt(examples[0]), f" {int(right[0]) + 1}\n"),
+                                 (ctx.fmt.prompt(examples[1]), f" {int(right[1]) + 5}\n")]
 
 
 # ---- cells on the tiny model ---------------------------------------------------------------------------------------

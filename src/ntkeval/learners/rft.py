@@ -38,7 +38,8 @@ from ntkeval.scorers.sample_stages import (
 log = logging.getLogger(__name__)
 RFT_SAMPLES = "rft-samples"  # the stage-cache kind of the sampled paths (shared by tune-rft and its control)
 SAMPLES_VERSION = 1    # bump when what an rft-samples entry holds changes
-SELECTION_VERSION = 2  # (2: right answers with a wrong calculation are rejected) bump when equations() or the kept/control selection changes: it changes what is tuned on
+SELECTION_VERSION = 3  # (2: right answers with a wrong calculation are rejected; 3: paths without equations
+# are told apart by their answers) bump when equations() or the kept/control selection changes: it changes what is tuned on
 PATHS = ("correct", "incorrect")  # which of the model's paths join the references: tune-rft's, tune-rft-wrong's
 PATH_COLUMNS = ["question", "path", "answer", "correct", "kept", "control_uses"]
 _ARITHMETIC = re.compile(r"[0-9.()+\-*/×÷^%=\s]+")  # one run of arithmetic characters (linear: no backtracking)
@@ -114,6 +115,12 @@ class Selection:
     miscalculated: int = 0  # right answers rejected because a written step's arithmetic is wrong
 
 
+def path_identity(reading) -> tuple[str, ...]:
+    """What tells two paths apart: their equation list, or for a path with no equation (a bare answer under
+    format=direct, a worked text that computes nothing) the answer it states."""
+    return equations(reading) or (f"answer:{reading.answer}",)
+
+
 def select(drawn: list[dict], readings, steps_ok=None) -> Selection:
     """Kept: the distinct (by equation list) completions with the right answer whose calculations are right, as
     RFT rejects paths whose calculations disagree with Python: `steps_ok(q, reading)` is the data set's exact step
@@ -123,7 +130,7 @@ def select(drawn: list[dict], readings, steps_ok=None) -> Selection:
     `readings[q][i]` is completion i of question q read by the answer format."""
     kept, wrong, miscalculated = [], [], 0
     for q, row in enumerate(drawn):
-        lists = [equations(r) for r in readings[q]]
+        lists = [path_identity(r) for r in readings[q]]
         right = [i for i, c in enumerate(row["completions"]) if c["correct"] == 1]
         sound = [i for i in right if steps_ok is None or steps_ok(q, readings[q][i]) is not False]
         miscalculated += len(right) - len(sound)
@@ -191,18 +198,24 @@ class RejectionSampledLearner(LoraLearner):
                             f"questions of {train_skill}; dataset.n_train sets how many there are)")
 
     def validate_format(self, answer_format, dataset, train_skill: str) -> None:
-        """RFT keeps paths whose answers are checked and tells them apart by their equations: a reasoning format
-        and a data set that writes worked solutions (references, demonstrations) and checks answers."""
-        if not getattr(answer_format, "reasoning", False):
-            raise UserError(f"learner={self.name} needs a reasoning format whose paths can be checked: "
-                            f"format={answer_format.name} writes no path; expected cot, pot, work or hybrid")
-        needs = ("solution", "format_problem", "answer_kind", "is_correct")
+        """RFT keeps paths whose answers are checked: a format that reads an answer back out of a completion and a
+        data set that checks it; a reasoning format also needs the data set's worked solutions (references,
+        demonstrations). Under format=direct a path is the bare answer, its equation list empty: RFT keeps each
+        question's right answer once and the control as many of the model's wrong answers (self-training, STaR-like)."""
+        name = getattr(dataset, "name", type(dataset).__name__)
+        if not callable(getattr(answer_format, "read", None)):
+            raise UserError(f"learner={self.name} needs a format whose answers can be read back and checked: "
+                            f"format={getattr(answer_format, 'name', answer_format)!r} has no read(); expected "
+                            "direct, cot, pot, work or hybrid")
+        needs = ("answer_kind", "is_correct")
+        if getattr(answer_format, "reasoning", False):
+            needs = ("solution", "format_problem", *needs)
         missing = [m for m in needs if not callable(getattr(dataset, m, None))]
         if missing:
-            name = getattr(dataset, "name", type(dataset).__name__)
-            raise UserError(f"learner={self.name} needs a data set that writes and checks worked solutions, and data "
-                            f"set {name!r} has no {', '.join(missing)} (ntkeval.data.base.ReasoningDataSet); "
-                            "expected one that writes solutions, e.g. dataset=arith")
+            what = "writes and checks worked solutions" if "solution" in needs else "checks answers"
+            raise UserError(f"learner={self.name} under format={answer_format.name} needs a data set that {what}, "
+                            f"and data set {name!r} has no {', '.join(missing)} (ntkeval.data.base."
+                            f"{'ReasoningDataSet' if 'solution' in needs else 'DataSet'}); expected e.g. dataset=arith")
 
     # ---- the shared samples stage --------------------------------------------------------------------------------
     def spec(self, context) -> SamplingSpec:
