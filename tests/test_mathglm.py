@@ -240,8 +240,9 @@ def test_the_real_mathglm_tiny_learns_its_skills_and_not_the_others(compose_conf
                                                          "add/word"], DirectFormat())
     stepped = greedy_accuracy(model, tokenizer, dataset, ["ops/symbol"], CotFormat())
     print(direct, stepped)
-    # Measured on n_test 20 (mathglm.py's docstring): add ~0.9, sub ~0.9-1.0, mul ~0.3-0.4; chance about 1 in 100.
+    # Measured on n_test 20 (mathglm.py's docstring): add/question 1.00, sub/symbol 0.90, mul/question 0.55, the
+    # unseen ones 0.00; chance is about 1 in 100.
     assert min(direct["add/question"], direct["sub/symbol"]) >= 0.7
-    assert direct["mul/question"] >= 0.15
+    assert direct["mul/question"] >= 0.3
     assert direct["div/question"] <= 0.1 and direct["add/word"] <= 0.1  # never seen
     assert stepped["ops/symbol"] <= 0.1  # ops is not taught by default (conf/model/mathglm-tiny.yaml)

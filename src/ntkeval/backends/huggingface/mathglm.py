@@ -13,6 +13,9 @@ What makes it learn in minutes on 2 CPU cores (measured, arith test split, n_tes
   353 s) reached add 0.90/0.95 (question/symbol), sub 0.90/1.00, mul 0.30/0.40, div 0.00/0.05, where 4 layers x 700
   steps of 2 x 128 texts (lr 2e-3, 2 threads, 304 s) stayed at add 0.10 and 4 layers x 750 steps of 2 x 64 at 0.15:
   the same compute as fewer, costlier steps learned the answers' rough size but not their digits;
+- the default, 2 layers x 3600 such steps (2 threads, idle machine): 336 s, add 1.00/0.95, sub 0.90/0.90, mul
+  0.55/0.25 (2400 steps, 193 s: add 0.50/0.40, sub 0.65/0.75, mul 0.40/0.35: the digits come late, so the steps
+  stay); untaught skills 0.00-0.10;
 - teaching ops too (its steps texts, ~160 characters, 8 per format and step) left add at 0.05 after 1500 two-layer
   steps (391 s), so the default teaches add, sub and mul only; operations=[add, sub, mul, ops] trains ops (cot) as
   well but needs a longer run (not measured to convergence).
@@ -78,7 +81,7 @@ class MathGLMModel(HFLoader):
     def __init__(self, name: str = "mathglm-tiny", seed: int = 0,
                  operations: Sequence[str] = ("add", "sub", "mul"),
                  formats: Sequence[str] = ("question", "symbol"), hidden_size: int = 128, num_layers: int = 2,
-                 num_heads: int = 4, steps: int = 2400, batch_size: int = 64, cot_batch_size: int = 8,
+                 num_heads: int = 4, steps: int = 3600, batch_size: int = 64, cot_batch_size: int = 8,
                  lr: float = 3e-3, weight_decay: float = 0.1,
                  cache_dir: str = "~/.cache/ntkeval/models", lora_target_modules: Sequence[str] = ("q_proj", "v_proj")):
         for what, value, low in (("hidden_size", hidden_size, 8), ("num_layers", num_layers, 1),
