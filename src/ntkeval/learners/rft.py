@@ -150,7 +150,7 @@ class RejectionSampledLearner(LoraLearner):
     temperature: float = 0.7        # RFT's sampling temperature: diverse paths that still read as solutions
     top_p: float = 1.0
     max_new_tokens: int = 128       # a path longer than this is cut off, states no answer, and is never kept
-    demos: int = 4                  # worked solutions of other train questions before each question (0: none)
+    demos: int = 0                  # worked solutions of other train questions before each question (0: none)
     include_reference: bool = True  # tune on the data set's worked solutions too (the paper's D ∪ D')
 
     def __post_init__(self):
