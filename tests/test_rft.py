@@ -149,6 +149,7 @@ def test_kept_and_control_paths_of_a_hand_built_sample_set(tmp_path):
     record = learner.recorded_record(ctx)
     assert record.info == {"sampled_paths": 12, "correct_paths": 6, "distinct_correct_kept": 5,
                            "miscalculated_rejected": 0, "questions_with_kept": 3, "incorrect_pool": 3, "control_paths": 5, "control_repeats": 2,
+                           "control_from_data_set": 0,
                            "reference_texts": 3, "training_texts": 8}
     table = record.tables["paths"]
     assert table["columns"] == ["question", "path", "answer", "correct", "kept", "control_uses"]
@@ -212,14 +213,21 @@ def test_learner_and_control_train_on_the_same_references_and_as_many_paths(tmp_
     assert only_paths == right[3:]
 
 
-def test_a_side_with_nothing_to_add_fails_with_one_line_saying_what_was_sampled(tmp_path):
+def test_a_side_with_nothing_to_add_fails_in_one_line_or_falls_back_as_recorded(tmp_path):
     examples = DATA.train(SKILL)
     all_right = {e.question: [f" 1. {e.question[8:-1].replace('+', ' + ')} = {e.answer}\nThe answer is {e.answer}."]
                  for e in examples}
-    with pytest.raises(UserError, match=r"^learner=tune-rft needs 3 wrong paths .* none of the 12 paths sampled on "
-                                        r"add/question \(learner.k=4, temperature=0.7, demos=2\) states a wrong "
-                                        r"answer \(12 right, 0 without an answer\); raise learner.k"):
-        rft().training_texts(context(tmp_path / "a", ScriptedSession(all_right)))
+    # a model that never errs: the control tunes on as many wrong answers of the same form, written by the data set
+    ctx = context(tmp_path / "a", ScriptedSession(all_right))
+    ours, control = rft().training_texts(ctx), rft().control().training_texts(ctx)
+    assert len(ours) == len(control) == 6 and ours[:3] == control[:3]  # the 3 references, then 3 paths each
+    for (prompt, text), example in zip(control[3:], examples, strict=True):
+        assert prompt == ctx.fmt.prompt(example) and text.endswith("\n")
+        steps = ctx.format.read(text, "integer")
+        assert steps.answer is not None and steps.answer != example.answer  # wrong, in the cot form
+    assert [t for _, t in ours[3:]] == [ctx.fmt.target(all_right[e.question][0].strip()) for e in examples]
+    info = rft().recorded_record(ctx).info
+    assert info["control_from_data_set"] == 3 and info["control_paths"] == 3 and info["incorrect_pool"] == 0
     none_right = {e.question: [" 1. 1 + 1 = 2\nThe answer is 2.", " 1. 1 +"] for e in examples}
     with pytest.raises(UserError, match=r"^learner=tune-rft has nothing to tune on: none of the 12 paths .* has "
                                         r"the right answer.*set learner.include_reference=true$"):

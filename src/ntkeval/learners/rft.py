@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from ntkeval.backends.base import SamplingSpec
 from ntkeval.cache import Checked, stable_hash
 from ntkeval.errors import UserError, choices_error
-from ntkeval.formats.writing import written_answer
+from ntkeval.formats.writing import written_answer, wrong_written_answer
 from ntkeval.learners.base import Adaptation, AdaptationRecord
 from ntkeval.learners.lora import LoraLearner
 from ntkeval.scorers.reading import ProgramLimits, reading_parts
@@ -38,8 +38,8 @@ from ntkeval.scorers.sample_stages import (
 log = logging.getLogger(__name__)
 RFT_SAMPLES = "rft-samples"  # the stage-cache kind of the sampled paths (shared by tune-rft and its control)
 SAMPLES_VERSION = 1    # bump when what an rft-samples entry holds changes
-SELECTION_VERSION = 3  # (2: right answers with a wrong calculation are rejected; 3: paths without equations
-# are told apart by their answers) bump when equations() or the kept/control selection changes: it changes what is tuned on
+SELECTION_VERSION = 4  # (2: right answers with a wrong calculation are rejected; 3: paths without equations
+# are told apart by their answers; 4: a model that never errs gets the data set's wrong answers as control) bump when equations() or the kept/control selection changes: it changes what is tuned on
 PATHS = ("correct", "incorrect")  # which of the model's paths join the references: tune-rft's, tune-rft-wrong's
 PATH_COLUMNS = ["question", "path", "answer", "correct", "kept", "control_uses"]
 _ARITHMETIC = re.compile(r"[0-9.()+\-*/×÷^%=\s]+")  # one run of arithmetic characters (linear: no backtracking)
@@ -113,6 +113,7 @@ class Selection:
     control: list[tuple[int, int]]
     repeats: int
     miscalculated: int = 0  # right answers rejected because a written step's arithmetic is wrong
+    from_data_set: bool = False  # no wrong path at all: the control's texts are the data set's wrong answers
 
 
 def path_identity(reading) -> tuple[str, ...]:
@@ -275,9 +276,13 @@ class RejectionSampledLearner(LoraLearner):
                             "learner.include_reference=false adds no worked solutions; raise learner.k, learner.demos "
                             "or learner.temperature, use a stronger model, or set learner.include_reference=true")
         if kept and not any(chosen.wrong):
-            raise UserError(f"learner={self.name} needs {kept} wrong paths (as many as tune-rft keeps) and none of "
-                            f"{where} states a wrong answer ({right} right, {sampled - right} without an answer); "
-                            "raise learner.k or learner.temperature, or use a model that still errs on this skill")
+            # The model never errs here: the control still needs as many wrong texts of the same form, so the data
+            # set writes them (tune-base's wrong answers, one for the question of each kept path); recorded.
+            log.warning("%s: none of %s states a wrong answer (%d right, %d without an answer); the control tunes "
+                        "on the data set's wrong answers of the same form instead", self.name, where, right,
+                        sampled - right)
+            chosen.from_data_set = True
+            chosen.control = [(q, -1) for q, ids in enumerate(chosen.kept) for _ in ids]
         if kept == 0:
             log.warning("%s kept no path: none of %s has the right answer; it tunes on the worked solutions "
                         "alone, as its control does", self.name, where)
@@ -292,8 +297,10 @@ class RejectionSampledLearner(LoraLearner):
         texts = [(fmt.prompt(e), fmt.target(written_answer(form, data, e))) for e in examples] \
             if self.include_reference else []
         drawn = self.samples(context)
-        return texts + [(fmt.prompt(examples[q]), fmt.target(drawn[q]["completions"][i]["text"].strip()))
-                        for q, i in self.chosen(self.selection(context, drawn))]
+        rng = random.Random(f"{context.seed}:{context.train_skill}:rft-wrong-answers")
+        return texts + [(fmt.prompt(examples[q]), fmt.target(
+            wrong_written_answer(form, data, examples[q], rng) if i < 0  # a path the data set wrote (see selection)
+            else drawn[q]["completions"][i]["text"].strip())) for q, i in self.chosen(self.selection(context, drawn))]
 
     def chosen(self, selection: Selection) -> list[tuple[int, int]]:
         """(question, completion) of the paths this learner tunes on, in order."""
@@ -333,7 +340,9 @@ def path_record(drawn: list[dict], chosen: Selection, references: int, paths: in
             "distinct_correct_kept": len(kept), "miscalculated_rejected": chosen.miscalculated,
             "questions_with_kept": sum(1 for ids in chosen.kept if ids),
             "incorrect_pool": sum(map(len, chosen.wrong)), "control_paths": len(chosen.control),
-            "control_repeats": chosen.repeats, "reference_texts": references, "training_texts": references + paths}
+            "control_repeats": chosen.repeats,
+            "control_from_data_set": len(chosen.control) if chosen.from_data_set else 0,
+            "reference_texts": references, "training_texts": references + paths}
     return AdaptationRecord(info=info, tables={"paths": {"columns": PATH_COLUMNS, "rows": rows}})
 
 
