@@ -66,14 +66,17 @@ def test_distinct_keeps_the_first_path_of_each_equation_list():
 
 
 # ---- kept and control paths ----------------------------------------------------------------------------------------
-def test_control_paths_match_question_by_question_then_fill_then_repeat():
-    # q0 needs 2 and has 1 wrong; q1 needs 0 and has 3; q2 needs 3 and has none: 1 matched, 3 short, filled from q1
-    assert control_paths([2, 0, 3], [[5], [1, 2, 3], []]) == ([(0, 5), (1, 1), (1, 2), (1, 3), (0, 5)], 1)
-    # enough everywhere: exactly each question's first wrong paths, no repeat
+def test_control_paths_match_question_by_question_then_fill_then_the_data_set_writes_the_rest():
+    # q0 needs 2 and has 1 wrong; q1 needs 0 and has 3; q2 needs 3 and has none: 1 matched, 4 short, 3 filled from
+    # q1, the last one written by the data set for the last question still short (q2)
+    assert control_paths([2, 0, 3], [[5], [1, 2, 3], []]) == ([(0, 5), (1, 1), (1, 2), (1, 3), (2, -1)], 1)
+    # enough everywhere: exactly each question's first wrong paths, nothing written by the data set
     assert control_paths([1, 2], [[4, 6], [0, 1, 2]]) == ([(0, 4), (1, 0), (1, 1)], 0)
     # the round-robin fill takes one unused path per question in turn
     assert control_paths([0, 0, 3], [[1, 2], [7, 8], []]) == ([(0, 1), (1, 7), (0, 2)], 0)
-    assert control_paths([3], [[]]) == ([], 0)  # no pool: nothing (the learner refuses this before training)
+    # a model that never errs: every control text is the data set's, one per kept path, on its question
+    assert control_paths([2, 1], [[], []]) == ([(0, -1), (0, -1), (1, -1)], 3)
+    assert control_paths([2, 1], [[9], []]) == ([(0, 9), (0, -1), (1, -1)], 2)
 
 
 def path(a: int, b: int, result: int, answer: int | None = None) -> str:
@@ -145,16 +148,16 @@ def test_kept_and_control_paths_of_a_hand_built_sample_set(tmp_path):
     assert chosen.kept == [[0, 2], [0], [0, 1]]
     assert chosen.wrong == [[3], [1, 3], []]
     # q0: its one wrong path; q1: its first; q2 has none: 3 short -> q1's unused path 3, then the pool from its start
-    assert chosen.control == [(0, 3), (1, 1), (1, 3), (0, 3), (1, 1)] and chosen.repeats == 2
+    assert chosen.control == [(0, 3), (1, 1), (1, 3), (2, -1), (2, -1)] and chosen.from_data_set == 2
     record = learner.recorded_record(ctx)
     assert record.info == {"sampled_paths": 12, "correct_paths": 6, "distinct_correct_kept": 5,
-                           "miscalculated_rejected": 0, "questions_with_kept": 3, "incorrect_pool": 3, "control_paths": 5, "control_repeats": 2,
-                           "control_from_data_set": 0,
+                           "miscalculated_rejected": 0, "questions_with_kept": 3, "incorrect_pool": 3, "control_paths": 5,
+                           "control_from_data_set": 2,
                            "reference_texts": 3, "training_texts": 8}
     table = record.tables["paths"]
     assert table["columns"] == ["question", "path", "answer", "correct", "kept", "control_uses"]
     assert [row[4] for row in table["rows"]] == [1, 0, 1, 0, 1, 0, 0, 0, 1, 1, 0, 0]
-    assert [row[5] for row in table["rows"]] == [0, 0, 0, 2, 0, 2, 0, 1, 0, 0, 0, 0]
+    assert [row[5] for row in table["rows"]] == [0, 0, 0, 1, 0, 1, 0, 1, 0, 0, 0, 0]
     assert table["rows"][0][:2] == ["add/question/train/0", scripts()["What is 82+77?"][0]]
 
 
@@ -198,7 +201,11 @@ def test_learner_and_control_train_on_the_same_references_and_as_many_paths(tmp_
     q = lambda i: ctx.fmt.prompt(examples[i])  # the zero-shot prompt, as tune-skill's texts
     t = lambda i, j: " " + list(texts.values())[i][j].strip() + "\n"  # the path as drawn, placed
     assert right[3:] == [(q(0), t(0, 0)), (q(0), t(0, 2)), (q(1), t(1, 0)), (q(2), t(2, 0)), (q(2), t(2, 1))]
-    assert wrong[3:] == [(q(0), t(0, 3)), (q(1), t(1, 1)), (q(1), t(1, 3)), (q(0), t(0, 3)), (q(1), t(1, 1))]
+    assert wrong[3:6] == [(q(0), t(0, 3)), (q(1), t(1, 1)), (q(1), t(1, 3))]
+    # q2 has no wrong path: its two are the data set's wrong solutions of q2 (tune-base's form: same steps, wrong numbers)
+    for prompt, text in wrong[6:]:
+        assert prompt == q(2) and text.startswith(" 1. ") and "\nThe answer is " in text
+        assert CotFormat().read(text.strip(), "integer").answer != examples[2].answer
     # one draw, shared: the control's texts came from the cached samples stage
     assert len(session.calls) == 1
     assert ctx.cache.misses == {RFT_SAMPLES: 1} and ctx.cache.hits[RFT_SAMPLES] >= 1
@@ -328,7 +335,7 @@ def test_under_direct_a_path_is_the_bare_answer_kept_once_per_question(tmp_path)
     chosen = learner.selection(ctx, drawn)
     assert chosen.kept == [[0], [1], []]                 # q0's two right answers are one path; q2 is never right
     assert chosen.wrong == [[1, 3], [0], [0]]            # distinct wrong answers (q1's two draws of +5 are one)
-    assert chosen.control == [(0, 1), (1, 0)] and chosen.repeats == 0
+    assert chosen.control == [(0, 1), (1, 0)] and chosen.from_data_set == 0
     pairs = learner.training_texts(ctx)
     control_pairs = learner.control().training_texts(ctx)
     plain = [(ctx.fmt.prompt(e), ctx.fmt.target(e.answer)) for e in examples]
@@ -365,8 +372,8 @@ def test_a_cell_with_scripted_paths_trains_both_and_records_the_paths(tmp_path, 
     on_disk = json.loads((tmp_path / "cell" / "result.json").read_text())["adaptation"]
     assert set(on_disk) == {"tune-rft", "tune-rft-wrong"}
     info = on_disk["tune-rft"]["info"]
-    assert (info["sampled_paths"], info["distinct_correct_kept"], info["control_paths"], info["control_repeats"]) == \
-        (12, 5, 5, 2)
+    assert (info["sampled_paths"], info["distinct_correct_kept"], info["control_paths"],
+            info["control_from_data_set"]) == (12, 5, 5, 2)
     assert len(on_disk["tune-rft-wrong"]["tables"]["paths"]["rows"]) == 12
     # a rerun finds every stage cached: nothing sampled or trained, the record read back from the samples stage
     again = run_cell(tiny_cell(tmp_path, RejectionSampledLearner(k=4, demos=2, steps=2, batch_size=2, lr=1e-2),

@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 RFT_SAMPLES = "rft-samples"  # the stage-cache kind of the sampled paths (shared by tune-rft and its control)
 SAMPLES_VERSION = 1    # bump when what an rft-samples entry holds changes
 SELECTION_VERSION = 4  # (2: right answers with a wrong calculation are rejected; 3: paths without equations
-# are told apart by their answers; 4: a model that never errs gets the data set's wrong answers as control) bump when equations() or the kept/control selection changes: it changes what is tuned on
+# are told apart by their answers; 4: the control's wrong
+# answers beyond the model's distinct wrong paths are the data set's, never repeats) bump when equations() or the kept/control selection changes: it changes what is tuned on
 PATHS = ("correct", "incorrect")  # which of the model's paths join the references: tune-rft's, tune-rft-wrong's
 PATH_COLUMNS = ["question", "path", "answer", "correct", "kept", "control_uses"]
 _ARITHMETIC = re.compile(r"[0-9.()+\-*/×÷^%=\s]+")  # one run of arithmetic characters (linear: no backtracking)
@@ -87,7 +88,9 @@ def distinct(lists: list[tuple[str, ...]]) -> list[int]:
 def control_paths(kept: list[int], wrong: list[list[int]]) -> tuple[list[tuple[int, int]], int]:
     """(question, path) pairs of wrong paths, as many as sum(kept): each question's first wrong paths up to its kept
     count; the shortfall from the other questions' unused wrong paths, one per question in turn (question order);
-    only when every wrong path is used, the pool again from its start. Returns the pairs and how many repeat."""
+    what the model's distinct wrong paths cannot cover (a model that rarely errs) is written by the data set: pairs
+    (question, -1), one for each question still short, in question order. Returns the pairs and how many of them the
+    data set writes."""
     chosen, unused = [], []
     for q, need in enumerate(kept):
         chosen += [(q, i) for i in wrong[q][:need]]
@@ -98,10 +101,9 @@ def control_paths(kept: list[int], wrong: list[list[int]]) -> tuple[list[tuple[i
             if short and left:
                 chosen.append((q, left.popleft()))
                 short -= 1
-    pool = [(q, i) for q, ids in enumerate(wrong) for i in ids]
-    repeats = short if pool else 0
-    chosen += [pool[j % len(pool)] for j in range(repeats)]
-    return chosen, repeats
+    deficits = [q for q, need in enumerate(kept) for _ in range(max(0, need - len(wrong[q])))]
+    chosen += [(q, -1) for q in deficits[len(deficits) - short:]] if short else []
+    return chosen, short
 
 
 @dataclass
@@ -110,10 +112,9 @@ class Selection:
     (completion indices), and the control's (question, path) pairs."""
     kept: list[list[int]]
     wrong: list[list[int]]
-    control: list[tuple[int, int]]
-    repeats: int
+    control: list[tuple[int, int]]  # (question, path); path -1: a wrong answer the data set writes
+    from_data_set: int              # how many of the control's texts the data set writes (too few wrong paths)
     miscalculated: int = 0  # right answers rejected because a written step's arithmetic is wrong
-    from_data_set: bool = False  # no wrong path at all: the control's texts are the data set's wrong answers
 
 
 def path_identity(reading) -> tuple[str, ...]:
@@ -138,8 +139,8 @@ def select(drawn: list[dict], readings, steps_ok=None) -> Selection:
         stated_wrong = [i for i, c in enumerate(row["completions"]) if c["correct"] == 0 and c.get("answer") is not None]
         for ids, into in ((sound, kept), (stated_wrong, wrong)):
             into.append([ids[j] for j in distinct([lists[i] for i in ids])])
-    control, repeats = control_paths([len(ids) for ids in kept], wrong)
-    return Selection(kept, wrong, control, repeats, miscalculated)
+    control, from_data_set = control_paths([len(ids) for ids in kept], wrong)
+    return Selection(kept, wrong, control, from_data_set, miscalculated)
 
 
 @dataclass
@@ -268,21 +269,16 @@ class RejectionSampledLearner(LoraLearner):
             (lambda q, reading: check(examples[q], reading.steps) if reading.steps else None)
         chosen = select(drawn, readings, steps_ok)
         kept, sampled = sum(map(len, chosen.kept)), sum(len(row["completions"]) for row in drawn)
-        right = sum(c["correct"] for row in drawn for c in row["completions"])
         where = (f"the {sampled} paths sampled on {context.train_skill} (learner.k={self.k}, temperature="
                  f"{self.temperature}, demos={self.demos})")
         if kept == 0 and not self.include_reference:
             raise UserError(f"learner={self.name} has nothing to tune on: none of {where} has the right answer, and "
                             "learner.include_reference=false adds no worked solutions; raise learner.k, learner.demos "
                             "or learner.temperature, use a stronger model, or set learner.include_reference=true")
-        if kept and not any(chosen.wrong):
-            # The model never errs here: the control still needs as many wrong texts of the same form, so the data
-            # set writes them (tune-base's wrong answers, one for the question of each kept path); recorded.
-            log.warning("%s: none of %s states a wrong answer (%d right, %d without an answer); the control tunes "
-                        "on the data set's wrong answers of the same form instead", self.name, where, right,
-                        sampled - right)
-            chosen.from_data_set = True
-            chosen.control = [(q, -1) for q, ids in enumerate(chosen.kept) for _ in ids]
+        if chosen.from_data_set:
+            log.warning("%s: %s hold %d distinct wrong paths for the %d kept right ones; the data set writes the "
+                        "control's other %d wrong answers (same form)", self.name, where, sum(map(len, chosen.wrong)),
+                        kept, chosen.from_data_set)
         if kept == 0:
             log.warning("%s kept no path: none of %s has the right answer; it tunes on the worked solutions "
                         "alone, as its control does", self.name, where)
@@ -340,8 +336,7 @@ def path_record(drawn: list[dict], chosen: Selection, references: int, paths: in
             "distinct_correct_kept": len(kept), "miscalculated_rejected": chosen.miscalculated,
             "questions_with_kept": sum(1 for ids in chosen.kept if ids),
             "incorrect_pool": sum(map(len, chosen.wrong)), "control_paths": len(chosen.control),
-            "control_repeats": chosen.repeats,
-            "control_from_data_set": len(chosen.control) if chosen.from_data_set else 0,
+            "control_from_data_set": chosen.from_data_set,
             "reference_texts": references, "training_texts": references + paths}
     return AdaptationRecord(info=info, tables={"paths": {"columns": PATH_COLUMNS, "rows": rows}})
 
