@@ -168,8 +168,8 @@ def test_a_right_answer_reached_by_a_wrong_calculation_is_rejected_as_rft_does(t
     (a0, b0), (a1, b1), (a2, b2) = [map(int, re.findall(r"\d+", e.question)) for e in DATA.train(SKILL)]
     s0, s1, s2 = a0 + b0, a1 + b1, a2 + b2
     texts = {
-        f"What is {a0}+{b0}?": [path(a0, b0, s0), f" 1. {a0} + {b0} = {s0 + 1}\n2. {s0 + 1} - 1 = {s0}\n"
-                                f"The answer is {s0}.", path(a0, b0, s0 + 1)],
+        f"What is {a0}+{b0}?": [path(a0, b0, s0), (f" 1. {a0} + {b0} = {s0 + 1}\n2. {s0 + 1} - 1 = {s0}\n"
+                                                   f"The answer is {s0}."), path(a0, b0, s0 + 1)],
         f"What is {a1}+{b1}?": [f" 1. {a1} + {b1} + 10 = {s1 + 10}\n2. {s1 + 10} - 10 = {s1}\nThe answer is {s1}.",
                                 path(a1, b1, s1 + 1)],
         f"What is {a2}+{b2}?": [path(a2, b2, s2), path(a2, b2, s2 + 3)],
