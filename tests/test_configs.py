@@ -139,14 +139,16 @@ def test_reasoning_experiments_sweep_answer_formats_under_self_consistency(compo
      {"tune-base", "tune-skill", "tune-rft", "tune-augment", "tune-rl", "opro"}, 24)])
 def test_training_experiments_sweep_the_survey_learners_in_a_reasoning_format(compose_config, experiment, model,
                                                                              learners, train_skills):
-    """Every learner of the sweep composes under the experiment (no learner-only key in it), has its control in the
-    cell, and the format is one RFT can check paths of."""
+    """Every learner of the sweep composes under the experiment (no learner-only key in it) and has its control in
+    the cell; paper-training writes chain-of-thought (RFT's paths with equations), training-cpu the bare answers
+    mathglm-tiny was taught."""
     cfg = compose_config(f"experiment={experiment}")
     assert str(cfg.hydra.mode).endswith("MULTIRUN") and expands(cfg.hydra)
     params = OmegaConf.to_container(cfg.hydra.sweeper.params)
     assert set(params["learner"].split(",")) == learners
     assert params.get("model", cfg.model.name) == model
-    assert cfg.format._target_ == "ntkeval.formats.reasoning.CotFormat"
+    assert cfg.format._target_ == {"training-cpu": "ntkeval.formats.direct.DirectFormat",
+                                   "paper-training": "ntkeval.formats.reasoning.CotFormat"}[experiment]
     dataset = make(cfg.dataset)
     train = params.get("pair.train", OmegaConf.select(cfg, "pair.train"))
     assert len(dataset.resolve(list(train) if OmegaConf.is_list(train) else train)) == train_skills
