@@ -13,7 +13,7 @@ from omegaconf import open_dict
 from transformers import AutoTokenizer
 
 from ntkeval.backends.huggingface import mathglm
-from ntkeval.backends.huggingface.embedded import MARKER
+from ntkeval.backends.huggingface.prepared import MARKER
 from ntkeval.backends.huggingface.mathglm import MathGLMModel, char_tokenizer, greedy_accuracy
 from ntkeval.backends.huggingface.mathglm_data import COT, PROMPT, CurriculumData
 from ntkeval.build import build_cell

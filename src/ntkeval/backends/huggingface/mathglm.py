@@ -30,23 +30,20 @@ torch build and thread count a rebuild is bitwise identical, while another CPU o
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import random
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from filelock import FileLock
 from tokenizers import Tokenizer, decoders, models, processors
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
-from ntkeval.backends.huggingface.embedded import MARKER, _remove_leftovers
 from ntkeval.backends.huggingface.loading import HFLoader, load_pretrained
+from ntkeval.backends.huggingface.prepared import prepared
 from ntkeval.backends.huggingface.mathglm_data import PACK_EVERY, PACKED, PROMPT, CurriculumData
 from ntkeval.cache import stable_hash
 from ntkeval.errors import UserError
@@ -120,27 +117,14 @@ class MathGLMModel(HFLoader):
 
     def prepare(self) -> Path:
         """The trained checkpoint dir, trained first if absent. Safe against concurrent and killed runs."""
-        target = self.checkpoint_dir()
-        if (target / MARKER).is_file():
-            return target
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(target) + ".lock"):
-            if (target / MARKER).is_file():  # another process finished it while we waited
-                return target
-            _remove_leftovers(target)
-            # The work dir sits beside the target so the final rename stays on one filesystem, hence atomic.
-            with tempfile.TemporaryDirectory(prefix=f".{target.name}.tmp-", dir=self.cache_dir) as work:
-                staging = Path(work) / "checkpoint"
-                start = time.monotonic()
-                model, tokenizer, losses = self.train()
-                model.save_pretrained(staging)
-                tokenizer.save_pretrained(staging)
-                record = {**self.source(), "train_seconds": round(time.monotonic() - start, 1),
-                          "final_loss": losses[-1]}
-                (staging / MARKER).write_text(json.dumps(record, indent=1))
-                os.replace(staging, target)
-        log.info("mathglm checkpoint ready at %s", target)
-        return target
+        def build(work_dir: Path, staging: Path) -> dict:
+            start = time.monotonic()
+            model, tokenizer, losses = self.train()
+            model.save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
+            return {**self.source(), "train_seconds": round(time.monotonic() - start, 1), "final_loss": losses[-1]}
+
+        return prepared(self.checkpoint_dir(), build)
 
     def train(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, list[float]]:
         """Train from scratch: the curriculum's stages in order, AdamW with warmup and cosine decay, loss on the
