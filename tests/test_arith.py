@@ -204,3 +204,17 @@ def test_identity_and_default_sizes():
     assert ArithDataset(seed=4, n_train=5, n_test=6, max_operand=50).identity() == {
         "name": "arith", "seed": 4, "n_train": 5, "n_test": 6, "max_operand": 50, "version": 2}
     assert len(all_examples(ArithDataset(seed=123))) == 24 * (32 + 20)
+
+
+def test_a_bad_list_of_formats_is_one_line_naming_the_setting_and_the_choices():
+    from ntkeval.errors import UserError
+
+    valid = "question, instruction, symbol, word, backward"
+    for formats, message in ((["question", "question"], "dataset.formats=['question', 'question'] is invalid"),
+                             ([], "dataset.formats=[] is invalid")):
+        with pytest.raises(UserError) as raised:
+            ArithDataset(formats=formats)
+        assert str(raised.value) == (f"{message}; expected a non-empty list of distinct arith formats among {valid}, "
+                                     f"e.g. [{valid}]")
+    with pytest.raises(UserError, match=rf"^unknown arith format \(dataset.formats\) 'speech'; valid choices: {valid}$"):
+        ArithDataset(formats=["question", "speech"])

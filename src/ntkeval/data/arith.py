@@ -25,7 +25,7 @@ from ntkeval.data.answer_kinds import equivalent
 from ntkeval.data.arith_solutions import ArithSolutions, backward_problem
 from ntkeval.data.base import Example, SkillGroups, groups_by_axis
 from ntkeval.data.selection import select_skills
-from ntkeval.errors import UserError, choices_error
+from ntkeval.errors import UserError, check_distinct_choices, choices_error
 
 OPS = ("add", "sub", "mul", "div", "ops", "cplex")
 FORMATS = ("question", "instruction", "symbol", "word")  # the default formats (dataset.formats), the paper's four
@@ -209,12 +209,7 @@ class ArithDataset(ArithSolutions):
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise UserError(f"arith: seed must be an integer, got {seed!r}")
         formats = tuple(formats)
-        for fmt in formats:
-            if fmt not in ALL_FORMATS:
-                raise choices_error("arith format (dataset.formats)", fmt, ALL_FORMATS)
-        if not formats or len(set(formats)) != len(formats):
-            raise UserError(f"arith: formats={list(formats)!r} is invalid; expected distinct formats among "
-                            f"{', '.join(ALL_FORMATS)}, e.g. [{', '.join(ALL_FORMATS)}]")
+        check_distinct_choices("dataset.formats", "arith format", list(formats), ALL_FORMATS)
         self.seed, self.n_train, self.n_test, self.max_operand = seed, n_train, n_test, max_operand
         self.formats = formats
         self._skills = tuple(f"{op}/{fmt}" for op in OPS for fmt in formats)

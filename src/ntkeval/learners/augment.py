@@ -17,7 +17,7 @@ import random
 from dataclasses import dataclass, field
 
 from ntkeval.data.base import AUGMENTATIONS, Augmented
-from ntkeval.errors import UserError, choices_error
+from ntkeval.errors import UserError, check_distinct_choices, choices_error
 from ntkeval.formats.writing import written_answer, wrong_written_answer
 from ntkeval.learners.base import AdaptationRecord
 from ntkeval.learners.lora import LoraLearner
@@ -37,12 +37,7 @@ class AugmentedLearner(LoraLearner):
     def __post_init__(self):
         super().__post_init__()
         kinds = list(self.augment) if isinstance(self.augment, (list, tuple)) else [self.augment]
-        for kind in kinds:
-            if kind not in AUGMENTATIONS:
-                raise choices_error("augmentation (learner.augment)", kind, AUGMENTATIONS)
-        if not kinds or len(set(kinds)) != len(kinds):
-            raise UserError(f"learner.augment={kinds!r} is invalid; expected a non-empty list of distinct "
-                            f"augmentations among {', '.join(AUGMENTATIONS)}, e.g. [{', '.join(AUGMENTATIONS)}]")
+        check_distinct_choices("learner.augment", "augmentation", kinds, AUGMENTATIONS)
         self.augment = sorted(kinds)
         if self.n_texts is not None and (isinstance(self.n_texts, bool) or not isinstance(self.n_texts, int)
                                          or self.n_texts < 1):
