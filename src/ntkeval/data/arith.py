@@ -31,7 +31,8 @@ OPS = ("add", "sub", "mul", "div", "ops", "cplex")
 FORMATS = ("question", "instruction", "symbol", "word")  # the default formats (dataset.formats), the paper's four
 ALL_FORMATS = (*FORMATS, "backward")  # backward: opt-in, so default skill lists, keys and numbers stay as they were
 SKILLS = tuple(f"{op}/{fmt}" for op in OPS for fmt in FORMATS)  # ops-major: the order of kernel rows and columns
-VERSION = 2          # bump whenever a change alters the generated questions; it is part of identity()
+VERSION = 2          # bump whenever a change alters the generated questions, their worked solutions
+# (arith_solutions) or the augmented and evolved items made from them (arith_augment): part of identity(), so of every key
 TEST_BUCKETS = 4     # 1 in TEST_BUCKETS number sets is reserved for test
 MAX_MAGNITUDE = 10_000  # ops/cplex answers stay below this in absolute value so they remain modest
 

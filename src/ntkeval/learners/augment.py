@@ -25,6 +25,7 @@ from ntkeval.learners.lora import LoraLearner
 ORIGINAL = "original"   # the train skill's own questions, as plain tuning writes them
 PER_QUESTION = 16       # at most this many items of one kind are made from one train question
 SHOWN_PER_KIND = 2      # example texts per kind in the adaptation record's table
+MIX_VERSION = 1         # bump when the mix rule (shares, orders, shortfalls) changes: it decides what is tuned on
 
 
 @dataclass
@@ -44,7 +45,8 @@ class AugmentedLearner(LoraLearner):
             raise choices_error("learner.n_texts", self.n_texts, ["null", "an integer >= 1"], "invalid")
 
     def key(self, train_skill: str, seed: int) -> dict:
-        return {**super().key(train_skill, seed), "augment": sorted(self.augment), "n_texts": self.n_texts}
+        return {**super().key(train_skill, seed), "augment": sorted(self.augment), "n_texts": self.n_texts,
+                "mix": MIX_VERSION}
 
     def validate_format(self, answer_format, dataset, train_skill: str) -> None:
         """Before any model loads: the data set makes every asked augmentation for the train skill, and the pools
