@@ -142,6 +142,7 @@ class SkillView:
         self.examples = cell.dataset.test(test_skill)
         self.dataset, self.fmt, self.format, self.seed = cell.dataset, cell.fmt, cell.format, cell.seed
         self.roles = cell.roles()
+        self.context = stages.context  # the cell's AdaptContext: what a scorer needs of the train side (entk)
         self._stages = stages
 
     def record(self, stage: Stage, compute):
