@@ -117,18 +117,20 @@ def test_kernel_csv_rows_columns_and_values(sweep: Path, tmp_path: Path):
     results = load_results(sweep)
     assert [r["status"] for r in results] == ["done"] * 5 + ["failed"]
     columns, rows = read_csv(write_kernel_csv(results, tmp_path / "k.csv"))
-    assert columns == ["model", "learner", "dataset", "format", "scorer", "estimate", "config_id", "seed", "train_skill",
-                       "test_skill", "n", "p_learner", "p_control", "p_base", "delta", "ci_low", "ci_high"] \
+    assert columns == ["model", "learner", "dataset", "test_dataset", "format", "scorer", "estimate", "config_id",
+                       "seed", "train_skill", "test_skill", "n", "p_learner", "p_control", "p_base", "delta", "ci_low", "ci_high"] \
         == KERNEL_COLUMNS
     expected = [("icl-skill", tr, te) for tr in sorted(TRAINS) for te in TESTS
                 if not (tr == "sub/question" and te == "mul/question")]
     expected += [("tune-skill", "add/question", te) for te in TESTS]
     assert [(r["learner"], r["train_skill"], r["test_skill"]) for r in rows] == expected
-    assert {(r["model"], r["dataset"], r["format"], r["n"], r["scorer"], r["estimate"], r["config_id"], r["seed"])
-            for r in rows} == {("smollm2", "arith", "direct", "16", "exact", "", "cfg0", "0")}  # old results: direct
+    assert {(r["model"], r["dataset"], r["test_dataset"], r["format"], r["n"], r["scorer"], r["estimate"],
+             r["config_id"], r["seed"])
+            for r in rows} == {("smollm2", "arith", "arith", "direct", "16", "exact", "", "cfg0", "0")}  # old results
+    values = KERNEL_COLUMNS[KERNEL_COLUMNS.index("p_learner"):]
     for row in rows:  # values round-trip exactly from result.json
         want = square(row["train_skill"], row["test_skill"], row["learner"])
-        assert [float(row[k]) for k in KERNEL_COLUMNS[10:]] == [want[k] for k in KERNEL_COLUMNS[10:]]
+        assert [float(row[k]) for k in values] == [want[k] for k in values]
 
 
 def test_kernel_tables_order_and_gaps(sweep: Path):

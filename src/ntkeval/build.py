@@ -33,8 +33,9 @@ def make(node):
         raise UserError(f"invalid setting for {target}: {detail}") from error
 
 
-def resolve_skills(dataset, pair: DictConfig) -> tuple[str, list[str]]:
-    """The cell's one train skill and its test skills, checked against the data set."""
+def resolve_skills(dataset, pair: DictConfig, test_dataset=None) -> tuple[str, list[str]]:
+    """The cell's one train skill and its test skills, checked against the data set (the test skills against
+    `test_dataset` when pair.test_dataset names another)."""
     value = list(pair.train) if OmegaConf.is_list(pair.train) else pair.train
     try:
         train = dataset.resolve(value)
@@ -46,9 +47,16 @@ def resolve_skills(dataset, pair: DictConfig) -> tuple[str, list[str]]:
     test = pair.test
     test = list(test) if OmegaConf.is_list(test) else test
     try:
-        return train[0], dataset.resolve(test)
+        return train[0], (test_dataset if test_dataset is not None else dataset).resolve(test)
     except UserError as error:
-        raise UserError(f"pair.test: {error}") from None
+        where = f" (of pair.test_dataset, {test_dataset.name})" if test_dataset is not None else ""
+        raise UserError(f"pair.test{where}: {error}") from None
+
+
+def test_dataset_node(cfg: DictConfig):
+    """The pair.test_dataset node (dataset@pair.test_dataset=<option>), or None when the test skills come from the
+    train data set."""
+    return OmegaConf.select(cfg, "pair.test_dataset", default=None)
 
 
 def build_cell(cfg: DictConfig, out_dir: Path, make=make):
@@ -57,11 +65,13 @@ def build_cell(cfg: DictConfig, out_dir: Path, make=make):
     from ntkeval.cell import Cell
 
     dataset = make(cfg.dataset)
-    train_skill, test_skills = resolve_skills(dataset, cfg.pair)
+    node = test_dataset_node(cfg)
+    test_dataset = make(node) if node is not None else None
+    train_skill, test_skills = resolve_skills(dataset, cfg.pair, test_dataset)
     # a config without a format node (written before formats existed) gets the Cell's default, direct
     answer_format = {"format": make(cfg.format)} if cfg.get("format") is not None else {}
     return Cell(model=make(cfg.model), learner=make(cfg.learner), dataset=dataset, train_skill=train_skill,
-                test_skills=test_skills, scorer=make(cfg.scorer), fmt=make(cfg.prompt), seed=int(cfg.seed),
+                test_skills=test_skills, test_dataset=test_dataset, scorer=make(cfg.scorer), fmt=make(cfg.prompt), seed=int(cfg.seed),
                 **answer_format,
                 cache=StageCache(Path(cfg.cache_dir) / "stages", orphan_hours=cfg.cache_orphan_hours),
                 out_dir=out_dir, device=resolve_device(cfg.device), config=OmegaConf.to_container(cfg, resolve=True))

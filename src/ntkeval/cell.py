@@ -38,6 +38,7 @@ class Cell:
     device: str = "cpu"
     config: dict = field(default_factory=dict)  # the resolved config, recorded with the results
     format: AnswerFormat = field(default_factory=DirectFormat)  # from conf/format: how answers are written and read
+    test_dataset: DataSet | None = None  # pair.test_dataset: test skills from another data set (None: `dataset`)
 
     def __post_init__(self):
         self.learner.bind_model(self.model)  # a learner's key must hold the model defaults it adapts with
@@ -46,6 +47,16 @@ class Cell:
         bind = getattr(self.scorer, "bind_format", None)  # a scorer that samples stops where the format ends
         if callable(bind):
             bind(self.format)  # before identity() and stages(), so both hold the stop strings really used
+
+    @property
+    def tests_from(self) -> DataSet:
+        """The data set the test skills and their questions come from: the train data set unless pair.test_dataset
+        names another (a cross-data-set cell: train on arith add, test on khanskill's whole-number skills)."""
+        return self.test_dataset if self.test_dataset is not None else self.dataset
+
+    def test_dataset_key(self) -> dict:
+        """The test data set's part of the cell's keys: nothing when it is the train data set (today's keys)."""
+        return {"test_dataset": self.test_dataset.identity()} if self.test_dataset is not None else {}
 
     def format_key(self) -> dict:
         """The answer format's part of every key: nothing for the default direct format, so today's keys hold."""
@@ -62,6 +73,7 @@ class Cell:
         scorer = self.scorer.identity()
         return {"model": self.model.name, "learner": self.learner.name,
                 "control": control.name if control else "base", "dataset": self.dataset.name,
+                "test_dataset": self.tests_from.name,
                 "format": self.format.name,
                 "train_skill": self.train_skill, "seed": self.seed, "scorer": scorer["name"],
                 "estimate": (scorer.get("estimates") or [None])[0], "config_id": self.config_id()}
@@ -76,23 +88,28 @@ class Cell:
         adaptation = {k: v for k, v in self.learner.key(self.train_skill, self.seed).items()
                       if k not in ("train_skill", "seed")}
         return stable_hash({"model": self.model_key(), "dataset": dataset, "learner": adaptation,
-                            "format": self.fmt.identity(), **self.format_key(), "scorer": self.scorer.identity()},
-                           length=10)
+                            "format": self.fmt.identity(), **self.format_key(), "scorer": self.scorer.identity(),
+                            **self.test_dataset_key()}, length=10)
 
     def cell_id(self) -> str:
         """Derived from everything that determines the cell's numbers: rerunning a cell finds the same id."""
         return stable_hash({"model": self.model_key(), "dataset": self.dataset.identity(),
                             "learner": self.learner.key(self.train_skill, self.seed), "tests": self.test_skills,
                             "format": self.fmt.identity(), **self.format_key(), "scorer": self.scorer.identity(),
-                            "seed": self.seed})
+                            "seed": self.seed, **self.test_dataset_key()})
 
     def context(self, session: ModelSession | None = None) -> AdaptContext:
         return AdaptContext(dataset=self.dataset, train_skill=self.train_skill, seed=self.seed, fmt=self.fmt,
                             cache=self.cache, model_key=self.model_key(), session=session, format=self.format)
 
     def stage_parts(self, stage: Stage, test_skill: str) -> dict:
-        """What determines a scorer's stage on `test_skill`: the cache key."""
-        return {"model": self.model_key(), "dataset": self.dataset.identity(), "format": self.fmt.identity(),
+        """What determines a scorer's stage on `test_skill`: the cache key. In a cross-data-set cell "dataset" is
+        the test data set's (the untouched model's scores are shared with that data set's own cells) and an adapted
+        role's key adds the train data set it adapted on."""
+        dataset = {"dataset": self.tests_from.identity()}
+        if self.test_dataset is not None and stage.role.learner is not None:
+            dataset["train_dataset"] = self.dataset.identity()
+        return {"model": self.model_key(), **dataset, "format": self.fmt.identity(),
                 **self.format_key(), "test_skill": test_skill, "adaptation": stage.role.key, **stage.parts}
 
     def roles(self) -> Roles:
@@ -139,8 +156,9 @@ class SkillView:
     def __init__(self, stages: _Stages, test_skill: str):
         cell = stages.cell
         self.test_skill = test_skill
-        self.examples = cell.dataset.test(test_skill)
-        self.dataset, self.fmt, self.format, self.seed = cell.dataset, cell.fmt, cell.format, cell.seed
+        self.examples = cell.tests_from.test(test_skill)
+        # the test side's data set: answers are read, checked and verified by the data set the questions come from
+        self.dataset, self.fmt, self.format, self.seed = cell.tests_from, cell.fmt, cell.format, cell.seed
         self.roles = cell.roles()
         self.context = stages.context  # the cell's AdaptContext: what a scorer needs of the train side (entk)
         self._stages = stages
@@ -176,12 +194,20 @@ def run_cell(cell: Cell, tracker) -> dict:
     result = {"status": "done", "cell": {"cell_id": cell.cell_id(), **cell.identity(), "code_version": code_version()},
               "tests": rows, "error": None, "log": None, "cache": {"hits": cell.cache.hits, "misses": cell.cache.misses},
               "config": cell.config, "adaptation": adaptation_records(stages),
-              "skill_groups": cell.dataset.skill_groups().only([cell.train_skill, *cell.test_skills]).to_json()}
+              "skill_groups": recorded_groups(cell)}
     cell.out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(cell.out_dir / "questions.jsonl", "".join(json.dumps(q) + "\n" for q in questions))
     atomic_write_text(cell.out_dir / "result.json", json.dumps(result, indent=1))
     mirror_to_tracker(tracker, result, questions, stages)
     return result
+
+
+def recorded_groups(cell: Cell) -> dict:
+    """The skill groups of the cell's skills (for the report's deep-versus-surface test); a cross-data-set cell
+    records its test data set's groups of the test skills (its kernel is not square: train and test skills differ)."""
+    if cell.test_dataset is not None:
+        return cell.test_dataset.skill_groups().only(cell.test_skills).to_json()
+    return cell.dataset.skill_groups().only([cell.train_skill, *cell.test_skills]).to_json()
 
 
 def adaptation_records(stages: _Stages) -> dict[str, dict]:

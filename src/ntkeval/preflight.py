@@ -31,7 +31,7 @@ from hydra.errors import HydraException, OverrideParseException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ntkeval.build import CONF_DIR, build_cell, build_logger, make, resolve_skills
+from ntkeval.build import CONF_DIR, build_cell, build_logger, make, resolve_skills, test_dataset_node
 from ntkeval.data.base import checked_groups
 from ntkeval.errors import UserError, choices_error, shorten
 from ntkeval.formats.checks import format_checks
@@ -39,6 +39,7 @@ from ntkeval.pair_sweep import TrainSkills, expand_jobs, expands
 from ntkeval.schema import check_config, host
 from ntkeval.schema.command_line import check_lengths, group_options, search_dirs
 
+TEST_DATASET = "pair.test_dataset"  # test skills from another data set (a config group placed under pair)
 RUNS_HERE = ("BasicLauncher", "LocalLauncher")  # launchers whose cells run on this machine (slurm: on GPU nodes)
 
 
@@ -82,6 +83,10 @@ def _compose(overrides: list[str]):
 
 def _unknown_key(key: str, overrides: list[str]) -> str:
     """Name the keys that do exist where the user reached for one that does not."""
+    if key == TEST_DATASET:  # a data set is a config group: it is chosen as one, under the pair node
+        options = ", ".join(group_options("dataset", CONF_DIR, []))
+        return (f"{TEST_DATASET} is chosen as a config group: dataset@{TEST_DATASET}=<option> (e.g. "
+                f"dataset@{TEST_DATASET}=khanskill, then {TEST_DATASET}.n_test=...); valid choices: {options}")
     others = [o for o in overrides if o.partition("=")[0].lstrip("+~") != key]
     try:
         cfg = compose(config_name="config", overrides=others, return_hydra_config=True)
@@ -230,7 +235,11 @@ def machine_problems(base, configs: list, multirun: bool) -> list[str]:
 def check_job(cfg, make_once):
     """Stage 4 for one job: build every light object (not the model weights) so a bad value fails now; its Cell."""
     cell = build_cell(cfg, out_dir=Path("."), make=make_once)
-    checked_groups(cell.dataset, [cell.train_skill, *cell.test_skills])  # the cell records them in result.json
+    if cell.test_dataset is None:  # the cell records them in result.json
+        checked_groups(cell.dataset, [cell.train_skill, *cell.test_skills])
+    else:
+        checked_groups(cell.dataset, [cell.train_skill])
+        checked_groups(cell.test_dataset, cell.test_skills)
     cell.learner.validate(cell.dataset, cell.train_skill)
     cell.scorer.validate(cell.learner)
     format_checks(cell)
@@ -275,7 +284,8 @@ def check_grid(grid: Grid) -> tuple[list, list[str]]:
         configs = _expanded(grid, compose_job, make_once, problems)
     for cfg in configs if not problems else []:  # stage 3: cheap (no torch), so a misspelt skill fails fast
         try:
-            resolve_skills(make_once(cfg.dataset), cfg.pair)
+            node = test_dataset_node(cfg)
+            resolve_skills(make_once(cfg.dataset), cfg.pair, make_once(node) if node is not None else None)
         except UserError as error:
             problems.add(str(error))
     cells = []

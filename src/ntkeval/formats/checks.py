@@ -21,7 +21,7 @@ def format_checks(cell) -> None:
     needs more of the format or the data set (checkable answers, augmentations) gets it (its validate_format)."""
     validate_data = getattr(cell.scorer, "validate_data", None)
     if callable(validate_data):
-        validate_data(cell.dataset)
+        validate_data(getattr(cell, "tests_from", cell.dataset))  # the data set the test questions come from
     for learner in (cell.learner, cell.learner.control()):  # a learner that needs more of the format (tune-rft)
         validate_format = getattr(learner, "validate_format", None)
         if callable(validate_format):

@@ -59,7 +59,7 @@ from ntkeval.report.two_way import question_contrast, skill_jackknife, two_way_f
 
 # what makes two kernels different kernels: rows differing in any of these are never merged (the report's tables
 # use the same tuple, ntkeval.report.tables.TABLE_IDENTITY; a test keeps them equal)
-IDENTITY = ("model", "learner", "dataset", "format", "scorer", "estimate", "config_id", "seed")
+IDENTITY = ("model", "learner", "dataset", "test_dataset", "format", "scorer", "estimate", "config_id", "seed")
 # what a kernel's skill groups are looked up by: they do not depend on the seed, so the seed-pooled kernel shares them
 GROUPS_KEY = tuple(k for k in IDENTITY if k != "seed")
 ALPHA = 0.05
@@ -70,6 +70,7 @@ class Contrast:
     model: str
     learner: str
     dataset: str
+    test_dataset: str | None  # where the test skills come from (pair.test_dataset); = dataset usually
     format: str | None     # the answer format (direct, cot, pot, ...)
     scorer: str | None
     estimate: str | None   # the ntk scorer's head estimate; None for the others

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 # What a kernel entry's numbers depend on besides its (train, test) pair; a table holds one value of each.
-TABLE_IDENTITY = ("model", "learner", "dataset", "format", "scorer", "estimate", "config_id", "seed")
+TABLE_IDENTITY = ("model", "learner", "dataset", "test_dataset", "format", "scorer", "estimate", "config_id", "seed")
 
 
 @dataclass
@@ -19,6 +19,7 @@ class KernelTable:
     model: str
     learner: str
     dataset: str
+    test_dataset: str | None = None      # where the test skills come from (pair.test_dataset); = dataset usually
     format: str | None = None            # the answer format (direct, cot, pot, ...)
     scorer: str | None = None
     estimate: str | None = None          # the ntk scorer's head estimate; None for the others
@@ -35,12 +36,20 @@ class KernelTable:
         config = f" · config {self.config_id}" if self.config_id else ""
         seed = "" if self.seed is None else (" · seeds pooled" if self.seed == "pooled" else f" · seed {self.seed}")
         shown = f" · {self.format}" if self.format and self.format != "direct" else ""
-        return (f"{self.model} · {self.learner} vs {'/'.join(self.controls) or '?'} · {self.dataset}{shown}{scorer}"
+        return (f"{self.model} · {self.learner} vs {'/'.join(self.controls) or '?'} · {self.datasets()}{shown}{scorer}"
                 f"{config}{seed}")
+
+    def crosses(self) -> bool:
+        """Whether its test skills come from another data set than its train skills."""
+        return self.test_dataset not in (None, self.dataset)
+
+    def datasets(self) -> str:
+        return f"{self.dataset} -> {self.test_dataset}" if self.crosses() else str(self.dataset)
 
     def file_stem(self) -> str:
         shown = self.format if self.format != "direct" else None  # direct: the file names of before formats
-        parts = [self.model, self.learner, self.dataset, shown, self.scorer, self.estimate, self.config_id]
+        tests = f"to-{self.test_dataset}" if self.crosses() else None  # same data set: the file names of before
+        parts = [self.model, self.learner, self.dataset, tests, shown, self.scorer, self.estimate, self.config_id]
         parts = [p for p in parts if p] + ([] if self.seed is None else [f"seed{self.seed}"])
         return "kernel_" + "_".join(safe_name(p) for p in parts)
 

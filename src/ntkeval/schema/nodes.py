@@ -175,6 +175,7 @@ class Pair:
     train: str | list[str] = knob(MISSING, nonempty=True, means="one skill, e.g. add/question; with -m also all, a "
                                   "group (add, word) or a list of these: one cell per skill")
     test: str | list[str] = knob(MISSING, nonempty=True, means=SKILLS)
+    test_dataset: ArithDataset | KhanSkillDataset | JsonlDataset | None = knob(None)  # dataset@pair.test_dataset=<option>
 
 
 @dataclass(kw_only=True)
