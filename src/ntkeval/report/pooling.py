@@ -4,6 +4,8 @@ A cell's questions.jsonl holds one row per test question; its per-question delta
 estimate for scorer=ntk, the accuracy difference for scorer=sampled, p_learner - p_control for scorer=exact).
 Cells that share every identity column but the seed are pooled into one kernel whose interval covers question and
 seed variation (ntkeval.stats.intervals.pooled_delta); each seed drew its own questions and its own adaptation.
+Each pooled entry also says how much of its spread is seed variation (seed_variance: seed_sd, question_se,
+seed_share), and seed_summary_lines puts that into summary.md per pooled kernel.
 """
 
 from __future__ import annotations
@@ -11,12 +13,65 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from ntkeval.report.tables import TABLE_IDENTITY
 from ntkeval.stats.intervals import pooled_delta
 
 POOLED = "pooled"  # the seed column of a seed-pooled kernel
+SEED_COLUMNS = ["seed_sd", "question_se", "seed_share"]  # what kernel_pooled.csv adds per entry (SeedVariance)
+DOMINANT = 0.5  # seed_share above this: seed variation is most of a single seed's spread
+SHOWN = 5       # entries named per kernel in summary.md where seed variation dominates; the rest are counted
+
+
+@dataclass(frozen=True)
+class SeedVariance:
+    """One-way random-effects decomposition of a pooled entry over its S seeds (method of moments).
+
+    Seed s has n_s per-question deltas with mean m_s and sample variance v_s (ddof 1). The model is
+    d[s, q] = mu + a_s + e[s, q], seed effects a_s with variance sigma2_seed, question terms e with variance
+    sigma2_s (each seed draws its own questions, so question difficulty is in e and may differ between seeds).
+    Then var(m_s) = sigma2_seed + sigma2_s / n_s, and for independent m_s with a common mean the sample variance
+    of the seed means has expectation the mean of their variances:
+
+        between = sum_s (m_s - mean(m))^2 / (S - 1),       E[between] = sigma2_seed + (1/S) sum_s sigma2_s / n_s
+        within  = (1/S) sum_s v_s / n_s,                  E[within]  = (1/S) sum_s sigma2_s / n_s
+        seed_var_raw = between - within                   (unbiased for sigma2_seed, for any n_s and sigma2_s)
+        seed_var = max(0, seed_var_raw)                   (a variance; biased up when sigma2_seed is near 0)
+        seed_share = seed_var / (seed_var + within)
+
+    Unequal n_s need no n_0 correction as in ANOVA's weighted form: the seeds are weighted equally, as the pooled
+    delta (the mean of seed means) weights them. seed_share is the share of one seed's estimate's variance that is
+    seed variation: near 1, more seeds narrow the pooled interval more than more questions would.
+    """
+    n_seeds: int
+    between: float
+    within: float
+    seed_var_raw: float
+    seed_var: float
+    seed_share: float  # NaN when there is no spread at all
+
+    def columns(self) -> dict:
+        return {"seed_sd": math.sqrt(self.seed_var) if math.isfinite(self.seed_var) else math.nan,
+                "question_se": math.sqrt(self.within) if math.isfinite(self.within) else math.nan,
+                "seed_share": self.seed_share}
+
+
+def seed_variance(diffs_by_seed: Sequence[Sequence[float]]) -> SeedVariance:
+    """The decomposition of one entry's per-question deltas by seed; NaN under two seeds or two questions a seed."""
+    samples = [np.asarray(d, dtype=np.float64) for d in diffs_by_seed]
+    if len(samples) < 2 or any(s.size < 2 for s in samples):
+        return SeedVariance(len(samples), math.nan, math.nan, math.nan, math.nan, math.nan)
+    between = float(np.var([s.mean() for s in samples], ddof=1))
+    within = float(np.mean([s.var(ddof=1) / s.size for s in samples]))
+    raw = between - within
+    seed_var = max(0.0, raw)
+    total = seed_var + within
+    return SeedVariance(len(samples), between, within, raw, seed_var, seed_var / total if total > 0 else math.nan)
 
 
 def question_delta(row: dict, estimate: str | None) -> float | None:
@@ -79,10 +134,37 @@ def pooled_results(results: list[dict], questions: list[dict], seed: int = 0) ->
                 continue  # a test skill seen under one seed only cannot be pooled over seeds
             d = pooled_delta(diffs, seed=seed)
             rows.append({"test_skill": test, "n": d.n, "n_seeds": len(diffs), "delta": d.delta,
-                         "ci_low": d.ci_low, "ci_high": d.ci_high})
+                         "ci_low": d.ci_low, "ci_high": d.ci_high, **seed_variance(diffs).columns()})
         if rows:
             cell = dict(cells.get(group, {}))
             cell.update({k: v for k, v in zip([k for k in TABLE_IDENTITY if k != "seed"], group[:-1])})
             cell.update({"seed": POOLED, "train_skill": group[-1], "seeds": seeds})
             pooled.append({"status": "done", "cell": cell, "tests": rows})
     return pooled
+
+
+def seed_summary_lines(pooled: list[dict]) -> list[str]:
+    """summary.md lines per seed-pooled kernel: the median seed_share over its entries and the entries where seed
+    variation dominates (seed_share > DOMINANT), largest first."""
+    kernels: dict[tuple, list[tuple[str, float]]] = defaultdict(list)
+    for result in pooled:
+        cell = result.get("cell") or {}
+        key = tuple(cell.get(k) for k in TABLE_IDENTITY if k != "seed")
+        for row in result.get("tests") or []:
+            share = row.get("seed_share")
+            if isinstance(share, float) and math.isfinite(share):
+                kernels[key].append((f"{cell.get('train_skill')}->{row.get('test_skill')}", share))
+    lines = []
+    for key, shares in kernels.items():
+        identity = dict(zip([k for k in TABLE_IDENTITY if k != "seed"], key))
+        name = " ".join(str(v) for k, v in identity.items() if v is not None and (k, v) != ("format", "direct")
+                        and not (k == "test_dataset" and v == identity.get("dataset")))
+        top = sorted(shares, key=lambda e: -e[1])
+        dominant = [e for e in top if e[1] > DOMINANT]
+        named = ", ".join(f"{pair} ({share:.2f})" for pair, share in dominant[:SHOWN])
+        more = f" and {len(dominant) - SHOWN} more" if len(dominant) > SHOWN else ""
+        where = f"; seed variation dominates (share > {DOMINANT:g}) in {len(dominant)}: {named}{more}" if dominant \
+            else f"; seed variation dominates no entry (share > {DOMINANT:g})"
+        lines.append(f"- {name}: median seed share {float(np.median([s for _, s in shares])):.2f} over "
+                     f"{len(shares)} entries{where}")
+    return ["## Seed variation (seed-pooled kernels)", "", *lines, ""] if lines else []

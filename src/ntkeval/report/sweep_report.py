@@ -19,11 +19,12 @@ import sys
 from pathlib import Path
 
 from ntkeval.report.heatmaps import plot_kernels
-from ntkeval.report.pooling import pooled_results, question_rows
+from ntkeval.report.pooling import pooled_results, question_rows, seed_summary_lines
 from ntkeval.report.recorded_groups import kernel_groups
 from ntkeval.report.structure import STRUCTURE_COLUMNS, Contrast, structure_stats
 from ntkeval.report.sweep_grid import Problem, find_problems, natural_key, relaunch_command
 from ntkeval.report.tables import TABLE_IDENTITY, format_table, kernel_tables
+from ntkeval.report.transfer import write_transfer
 
 __all__ = ["load_results", "gather", "check_duplicates", "write_kernel_csv", "plot_kernels", "find_problems", "Problem",
            "main"]
@@ -31,7 +32,7 @@ __all__ = ["load_results", "gather", "check_duplicates", "write_kernel_csv", "pl
 KERNEL_COLUMNS = [*TABLE_IDENTITY, "train_skill", "test_skill", "n", "p_learner", "p_control", "p_base",
                   "delta", "ci_low", "ci_high"]
 POOLED_COLUMNS = [*TABLE_IDENTITY, "seeds", "n_seeds", "train_skill", "test_skill", "n", "delta", "ci_low",
-                  "ci_high"]
+                  "ci_high", "seed_sd", "question_se", "seed_share"]
 _ROW_KEY = [*TABLE_IDENTITY, "train_skill"]  # what a kernel row's cell is, besides its test skill
 
 
@@ -221,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
         stats = structure_stats(kernel_rows(results) + kernel_rows(pooled), kernel_groups(results),
                                 questions=questions)
         write_structure(stats, tables, pngs, out_dir)
+        extra = seed_summary_lines(pooled) + write_transfer(kernel_rows(results) + kernel_rows(pooled), questions,
+                                                            kernel_groups(results, warn=lambda _: None), out_dir)
+        with open(out_dir / "summary.md", "a") as f:  # after the structure: seed variation, simple to complex
+            f.write("".join(f"{line}\n" for line in ["", *extra]) if extra else "")
         problems = [p for d in args.sweep_dirs for p in find_problems(d, [r for r in results if Path(
             r["result_path"]).is_relative_to(d)], notes)]
         text = problems_text(results, problems, notes)
