@@ -126,7 +126,8 @@ class ToySession:
         raise UserError(NO_ADAPTERS)
 
     def train_adapter(self, name: str, config, texts: list[tuple[str, str]], settings: TrainingSettings,
-                      desc: str = "tuning", checkpoint: Path | None = None, out_dir: Path | None = None) -> list[float]:
+                      desc: str = "tuning", checkpoint: Path | None = None, out_dir: Path | None = None,
+                      on_snapshot=None) -> list[float]:
         raise UserError(NO_ADAPTERS)
 
 

@@ -96,7 +96,12 @@ class Cell:
         return stable_hash({"model": self.model_key(), "dataset": self.dataset.identity(),
                             "learner": self.learner.key(self.train_skill, self.seed), "tests": self.test_skills,
                             "format": self.fmt.identity(), **self.format_key(), "scorer": self.scorer.identity(),
-                            "seed": self.seed, **self.test_dataset_key()})
+                            "seed": self.seed, **self.test_dataset_key(), **self.curve_key()})
+
+    def curve_key(self) -> dict:
+        """The learning curve's part of the cell id (not of config_id: the main kernel does not depend on it)."""
+        sizes = getattr(self.learner, "curve_sizes", None)
+        return {"curve": list(sizes())} if callable(sizes) and sizes() else {}
 
     def context(self, session: ModelSession | None = None) -> AdaptContext:
         return AdaptContext(dataset=self.dataset, train_skill=self.train_skill, seed=self.seed, fmt=self.fmt,
@@ -189,12 +194,15 @@ def run_cell(cell: Cell, tracker) -> dict:
         questions += per_question
         log.info("%s -> %s: delta %+.4f [%+.4f, %+.4f]", cell.train_skill, skill, row["delta"], row["ci_low"],
                  row["ci_high"])
+    from ntkeval.learning_curve import score_curve  # here: it builds on this module's stages
+
+    curve = score_curve(cell, stages)  # [] unless learner.curve lists adaptation sizes
     computed, cached = sum(cell.cache.misses.values()), sum(cell.cache.hits.values())
     log.info("stages: %d computed, %d from the cache%s", computed, cached, "" if computed else " (nothing recomputed)")
     result = {"status": "done", "cell": {"cell_id": cell.cell_id(), **cell.identity(), "code_version": code_version()},
               "tests": rows, "error": None, "log": None, "cache": {"hits": cell.cache.hits, "misses": cell.cache.misses},
               "config": cell.config, "adaptation": adaptation_records(stages),
-              "skill_groups": recorded_groups(cell)}
+              "skill_groups": recorded_groups(cell), **({"curve": curve} if curve else {})}
     cell.out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(cell.out_dir / "questions.jsonl", "".join(json.dumps(q) + "\n" for q in questions))
     atomic_write_text(cell.out_dir / "result.json", json.dumps(result, indent=1))
@@ -249,6 +257,9 @@ def mirror_to_tracker(tracker, result: dict, questions: list[dict], stages: _Sta
     if questions:
         columns = list(questions[0])
         tracker.table("questions", columns, [[q[c] for c in columns] for q in questions])
+    from ntkeval.learning_curve import mirror_curve
+
+    mirror_curve(tracker, result)  # the learning curve's table and curve/<size>/delta_mean, if it has one
 
 
 def mirror_from_disk(cell: Cell, tracker, result: dict) -> None:

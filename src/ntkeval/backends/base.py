@@ -10,7 +10,7 @@ conf/model YAML naming its loader.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +84,19 @@ class TrainingSettings:
     weight_decay: float
     seed: int                # adapter initialisation and data order
     checkpoint_every: int = 10  # steps between resumable checkpoints
+    snapshots: tuple[int, ...] = ()  # steps after which the adapter as it is then goes to train_adapter's on_snapshot
+
+
+@dataclass(frozen=True)
+class GradientSpec:
+    """Which answer gradients a session's optional answer_gradients computes (scorer=entk): with respect to a fresh
+    LoRA adapter ("lora": `lora` is the backend's adapter config, initialised from `seed` exactly as train_adapter
+    initialises one) or to every weight of the model as loaded ("full"); exact vectors (projection None) or a seeded
+    CountSketch of `projection` buckets (seeded by `seed` too)."""
+    params: str                     # "lora" or "full"
+    lora: Any = None                # the adapter config for params="lora" (peft.LoraConfig on Hugging Face)
+    seed: int = 0
+    projection: int | None = None   # None: the exact gradient; d: its CountSketch in d buckets
 
 
 @runtime_checkable
@@ -117,7 +130,10 @@ class ModelSession(Protocol):
     def load_adapter(self, name: str, adapter_dir: Path) -> None: ...  # a saved adapter, under `name`
 
     def train_adapter(self, name: str, config: Any, texts: list[tuple[str, str]], settings: TrainingSettings,
-                      desc: str, checkpoint: Path | None, out_dir: Path) -> list[float]: ...  # saved; loss per step
+                      desc: str, checkpoint: Path | None, out_dir: Path,
+                      on_snapshot: Callable[[int, Path, list[float]], None] | None = None) -> list[float]: ...
+    #   saved in out_dir; returns the loss per step. After each step s of settings.snapshots it calls
+    #   on_snapshot(s, a directory holding the adapter as it is then (deleted after the call), the losses so far)
 
 
 @runtime_checkable

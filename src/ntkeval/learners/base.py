@@ -15,6 +15,11 @@ Optional (the cell and the preflight ask with getattr, so a user's learner may l
                             cannot work in the cell's answer format (tune-rft needs answers it can check)
   recorded_record(context) -> AdaptationRecord | None   what the stage cache holds of its adaptation (kept-path
                             counts, an instruction trajectory) without building it, for result.json and W&B
+  curve_sizes() -> list[int]  its learning curve (learner.curve): the adaptation sizes the cell also scores
+  at_size(size) -> Learner  the learner adapted with `size` demonstrations / optimizer steps, whose control() is its
+                            control at that size and whose key() says exactly that; at_size(its full size) has the
+                            full learner's key (the main kernel's cached scores serve that point of the curve)
+  curve_unit                what a size counts ("demos", "steps"), for the report's axis
 """
 
 from __future__ import annotations
@@ -23,8 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from collections.abc import Sequence
+
 from ntkeval.backends.base import ModelSession
 from ntkeval.cache import StageCache
+from ntkeval.errors import UserError, shorten
 from ntkeval.formats.direct import DirectFormat
 from ntkeval.prompts import PromptFormat
 
@@ -87,3 +95,27 @@ class Learner(Protocol):
     def validate(self, dataset, train_skill: str) -> None: ...
 
     def adapt(self, context: AdaptContext) -> Adaptation: ...
+
+
+def checked_curve(curve: Any, least: int, most: int, limit: str) -> list[int] | None:
+    """learner.curve as a list of sizes (None for null or []), or a one-line UserError: sizes are integers in
+    [least, most] in strictly increasing order (`limit` names the setting `most` comes from)."""
+    if curve is None:
+        return None
+    sizes = list(curve) if isinstance(curve, Sequence) and not isinstance(curve, (str, bytes)) else None
+    ok = sizes is not None and all(isinstance(s, int) and not isinstance(s, bool) and least <= s <= most
+                                   for s in sizes) and all(a < b for a, b in zip(sizes, sizes[1:]))
+    if not ok:
+        shown = shorten(sizes if sizes is not None else curve)
+        raise UserError(f"learner.curve={shown} is invalid; valid: null or a strictly increasing list of integers "
+                        f"in [{least}, {most}] ({most} from {limit}), e.g. {_example(least, most)}")
+    return [int(s) for s in sizes] or None
+
+
+def _example(least: int, most: int) -> list[int]:
+    """A curve of doubling sizes up to the full one: [0, 1, 2, 4, 8] for 8 demonstrations."""
+    sizes, size = ([0] if least == 0 else []), 1
+    while size < most:
+        sizes.append(size)
+        size *= 2
+    return sizes + [most]

@@ -7,15 +7,16 @@ import copy
 import json
 import logging
 import random
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ntkeval.backends.base import TrainingSettings
 from ntkeval.cache import stable_hash
 from ntkeval.errors import choices_error
 from ntkeval.formats.writing import written_answer, wrong_written_answer
-from ntkeval.learners.base import Adaptation
+from ntkeval.learners.base import Adaptation, checked_curve
 
 log = logging.getLogger(__name__)
 ANSWERS = ("correct", "random")
@@ -35,6 +36,8 @@ class LoraLearner:
     checkpoint_every: int = 10    # steps between resumable checkpoints (a killed job continues from the last one)
     control_name: str = "tune-base"
     target_modules: list[str] | None = field(default=None, repr=False)  # filled from the model when lora has none
+    curve: list[int] | None = None  # learning curve: optimizer steps (1..steps) whose adapters are scored too
+    curve_unit: ClassVar[str] = "steps"
 
     def __post_init__(self):
         if self.answers not in ANSWERS:
@@ -42,6 +45,7 @@ class LoraLearner:
         for what, value in (("steps", self.steps), ("batch_size", self.batch_size)):
             if int(value) < 1:
                 raise choices_error(f"tuning {what}", value, ["an integer >= 1"], "invalid")
+        self.curve = checked_curve(self.curve, 1, int(self.steps), f"tuning.steps={self.steps}")
         if self.lora is None:
             from peft import LoraConfig
 
@@ -55,6 +59,16 @@ class LoraLearner:
         twin.name, twin.answers = self.control_name, "random"
         return twin
 
+    def curve_sizes(self) -> list[int]:
+        return list(self.curve or [])
+
+    def at_size(self, size: int) -> "LoraLearner":
+        """The learner tuned for `size` steps: constant-rate AdamW and a data order that does not depend on the number
+        of steps make it the adapter this learner has after `size` of its steps (saved then: see _keep_snapshot)."""
+        sized = copy.copy(self)  # its control (copy.copy too) is the control at `size` steps
+        sized.steps, sized.curve = size, [s for s in self.curve or [] if s <= size] or None
+        return sized
+
     def bind_model(self, model) -> None:
         """Take the model's LoRA target modules when the LoRA config names none, so the key holds the real ones."""
         self.target_modules = list(model.lora_target_modules)
@@ -66,6 +80,16 @@ class LoraLearner:
                 raise RuntimeError("LoraLearner.bind_model(model) must be called before its key or adapter is used")
             config.target_modules = list(self.target_modules)
         return config
+
+    def lora_config(self):
+        """The adapter config it tunes with (target modules filled from the model): scorer=entk starts its gradient
+        adapter from it."""
+        return self._lora_config()
+
+    def tunes_on_texts(self) -> bool:
+        """Whether its adapter is train_adapter's answer-token loss on training_texts (the objective scorer=entk
+        linearises); False for a subclass that trains otherwise (GRPO overrides _train)."""
+        return type(self)._train is LoraLearner._train
 
     def key(self, train_skill: str, seed: int) -> dict[str, Any]:
         # checkpoint_every is left out on purpose: it changes when work is saved, never the adapter
@@ -137,16 +161,34 @@ class LoraLearner:
     def settings(self, seed: int) -> TrainingSettings:
         """The training settings; the session seeds the adapter initialisation with `seed`, so tune-base and
         tune-skill start from the same adapter and walk their data in the same order."""
+        snapshots = tuple(s for s in self.curve or [] if s < self.steps)  # the curve's adapters, saved on the way
         return TrainingSettings(steps=self.steps, batch_size=self.batch_size, lr=self.lr,
-                                weight_decay=self.weight_decay, seed=seed, checkpoint_every=self.checkpoint_every)
+                                weight_decay=self.weight_decay, seed=seed, checkpoint_every=self.checkpoint_every,
+                                snapshots=snapshots)
 
     def _train(self, context, out_dir: Path, parts: dict) -> None:
         texts = self.training_texts(context)
         checkpoint = context.cache.root / "checkpoints" / stable_hash(parts)
-        loss = context.session.train_adapter(self.name, self._lora_config(), texts, self.settings(context.seed),
+        settings = self.settings(context.seed)
+        keep = (lambda step, adapter_dir, loss: self._keep_snapshot(context, step, adapter_dir, loss)) \
+            if settings.snapshots else None
+        loss = context.session.train_adapter(self.name, self._lora_config(), texts, settings,
                                              desc=f"tuning {self.name} on {context.train_skill}",
-                                             checkpoint=checkpoint, out_dir=out_dir)
+                                             checkpoint=checkpoint, out_dir=out_dir, on_snapshot=keep)
         (out_dir / "loss.json").write_text(json.dumps(loss))
+
+    def _keep_snapshot(self, context, step: int, adapter_dir: Path, loss: list[float]) -> None:
+        """File the adapter as it is after `step` steps in the stage cache as at_size(step)'s adapter (with the first
+        `step` losses), so scoring the learning curve trains nothing more."""
+        sized = self.at_size(step)
+        kind, parts = sized.stage(context)
+
+        def build(tmp: Path) -> None:
+            shutil.copytree(adapter_dir, tmp, dirs_exist_ok=True)
+            (tmp / "loss.json").write_text(json.dumps(loss[:step]))
+
+        context.cache.directory(kind, parts, build, check=sized._adapter_problem)
+        context.cache.record(LOSSES, parts, lambda: list(loss[:step]), check=sized._loss_problem)
 
 
 def read_loss(adapter_dir: Path):

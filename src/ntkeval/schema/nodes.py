@@ -103,6 +103,7 @@ class InContextLearner:
     demos: int = knob(8, ge=1, note="demonstrations in the prefix")
     source: str = knob("skill", choices=("skill", "all"))
     control_name: str = knob("icl-standard", nonempty=True)
+    curve: list[int] | None = knob(None, ge=0, note="learning curve: numbers of demonstrations, at most demos")
 
 
 @dataclass(kw_only=True)
@@ -118,6 +119,7 @@ class LoraLearner:
     checkpoint_every: int = knob(10, ge=1, note="steps between resumable checkpoints")
     control_name: str = knob("tune-base", nonempty=True)
     target_modules: list[str] | None = knob(None, nonempty=True)
+    curve: list[int] | None = knob(None, ge=1, note="learning curve: optimizer steps, at most steps")
 
 
 # ---- dataset ----------------------------------------------------------------------------------------------------

@@ -4,14 +4,16 @@ with LoRA adapters added, trained, saved and switched on it (never reloaded)."""
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
-from ntkeval.backends.base import TrainingSettings
+from ntkeval.backends.base import GradientSpec, TrainingSettings
+from ntkeval.backends.huggingface.gradients import session_gradients
 from ntkeval.backends.huggingface.language_model import HFLanguageModel
 from ntkeval.backends.huggingface.policy_training import PolicyLog, PolicySettings, RewardFunction, train_policy
 from ntkeval.backends.huggingface.training import train_lora
@@ -68,6 +70,24 @@ class HFSession:
     def save_adapter(self, name: str, out_dir: Path) -> None:
         self._peft.save_pretrained(str(out_dir), selected_adapters=[name])
 
+    def remove_adapter(self, name: str) -> None:
+        """Drop an adapter added here; the model is then exactly as it was without it (the last one unwraps the base
+        model: peft cannot disable adapters once none is left)."""
+        if name not in self._adapters:
+            return
+        self._adapters.discard(name)
+        if self._adapters:
+            self._peft.delete_adapter(name)
+        else:
+            self._model, self._peft = self._peft.unload(), None
+
+    def answer_gradients(self, texts: list[tuple[str, str]], spec: GradientSpec, mean: bool = False,
+                         batch_size: int = 8, desc: str | None = "gradients"):
+        """(vectors, log p per text): gradients of log p(target | prompt) per text, or their mean per answer token
+        (mean=True), at the model as loaded plus, for spec.params="lora", a fresh adapter initialised as
+        train_adapter would initialise it with spec.seed; removed before returning (gradients.py)."""
+        return session_gradients(self, texts, spec, mean=mean, batch_size=batch_size, desc=desc)
+
     def load_adapter(self, name: str, adapter_dir: Path) -> None:
         """Load a saved adapter under `name` unless it is already here."""
         if name in self._adapters:
@@ -87,14 +107,23 @@ class HFSession:
         self._adapters.add(name)
 
     def train_adapter(self, name: str, config, texts: list[tuple[str, str]], settings: TrainingSettings,
-                      desc: str = "tuning", checkpoint: Path | None = None, out_dir: Path | None = None) -> list[float]:
+                      desc: str = "tuning", checkpoint: Path | None = None, out_dir: Path | None = None,
+                      on_snapshot: Callable[[int, Path, list[float]], None] | None = None) -> list[float]:
         """Add a fresh LoRA adapter (`config`: a peft.LoraConfig), train it on (prompt, target) texts, save it in
-        out_dir; return the loss per step. Resumes from `checkpoint` when a killed run left one."""
+        out_dir; return the loss per step. Resumes from `checkpoint` when a killed run left one. After each step s
+        of settings.snapshots, on_snapshot(s, a temporary directory holding the adapter saved then, the losses)."""
         torch.manual_seed(settings.seed)  # the same adapter initialisation for every learner of one seed
         model = self.new_adapter(name, config)
+
+        def snapshot(step: int, losses: list[float]) -> None:
+            with tempfile.TemporaryDirectory(prefix="ntkeval-snapshot-") as folder:
+                self.save_adapter(name, Path(folder))
+                on_snapshot(step, Path(folder), losses)
+
         loss = train_lora(model, self.tokenizer, texts, settings.steps, settings.batch_size, settings.lr,
                           settings.weight_decay, settings.seed, desc=desc, checkpoint=checkpoint,
-                          checkpoint_every=settings.checkpoint_every)
+                          checkpoint_every=settings.checkpoint_every, snapshots=tuple(settings.snapshots),
+                          on_snapshot=snapshot if on_snapshot is not None else None)
         if out_dir is not None:
             self.save_adapter(name, out_dir)
         return loss
@@ -136,6 +165,11 @@ class HFSession:
 
 
 def _adapter_root(adapter_dir: Path, name: str) -> Path:
-    """peft saves a non-default adapter in a subfolder named after it."""
-    nested = Path(adapter_dir) / name
-    return nested if (nested / "adapter_config.json").exists() else Path(adapter_dir)
+    """peft saves a non-default adapter in a subfolder named after it; loaded under another name (a learning curve's
+    adapters sit beside the full ones in one session), the one subfolder that holds an adapter."""
+    root = Path(adapter_dir)
+    for candidate in (root / name, root):
+        if (candidate / "adapter_config.json").exists():
+            return candidate
+    found = sorted(root.glob("*/adapter_config.json"))
+    return found[0].parent if len(found) == 1 else root

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -70,9 +71,12 @@ class _Checkpoint:
 
 def train_lora(model, tokenizer, texts: list[tuple[str, str]], steps: int, batch_size: int, lr: float,
                weight_decay: float, seed: int, desc: str = "tuning", checkpoint: Path | None = None,
-               checkpoint_every: int = 10) -> list[float]:
+               checkpoint_every: int = 10, snapshots: tuple[int, ...] = (),
+               on_snapshot: Callable[[int, list[float]], None] | None = None) -> list[float]:
     """Train the trainable (adapter) parameters with the loss on answer tokens only; return the loss per step.
-    With `checkpoint`, state is saved every `checkpoint_every` steps and a later call resumes from it."""
+    With `checkpoint`, state is saved every `checkpoint_every` steps and a later call resumes from it. After each
+    step s in `snapshots`, on_snapshot(s, losses so far) sees the model as it is then (a learning curve's adapter:
+    the learning rate is constant and the data order ignores `steps`, so it is exactly an s-step run's adapter)."""
     pairs = [encode_pair(tokenizer, prompt, target) for prompt, target in texts]
     pad = pad_id(tokenizer)
     device = next(model.parameters()).device
@@ -96,6 +100,8 @@ def train_lora(model, tokenizer, texts: list[tuple[str, str]], steps: int, batch
         loss.backward()
         optimizer.step()
         losses.append(float(loss.detach()))
+        if on_snapshot is not None and step + 1 in snapshots:
+            on_snapshot(step + 1, list(losses))
         if (step + 1) % checkpoint_every == 0 and step + 1 < steps:
             saved.save(model, optimizer, order, queue, losses)
     model.eval()
