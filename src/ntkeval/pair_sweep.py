@@ -11,7 +11,7 @@ pair.train is already one skill is left as it is, so its overrides read exactly 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
@@ -81,3 +81,24 @@ class TrainSkills:
             return self.datasets[key].resolve(value)
         except UserError as error:
             raise UserError(f"{KEY}: {error}") from None
+
+
+def grid_jobs(parser, params: dict | None, grids: dict | None, command_line: list[str]) -> list[list[str]]:
+    """The jobs of a multirun, one override list each: Hydra's basic sweep of `params` then the command line, or,
+    when the sweeper names `grids` (hydra.sweeper.grids: {name: {key: values}}), the concatenation, in the order
+    written, of one such sweep per grid, each over `params`, then the grid's own values, then the command line (the
+    command line wins, as it does over params). So one experiment can hold grids that do not form one product:
+    in-context and tuned learners with their own scorers, or cells with another test data set."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    base = [f"{k}={v}" for k, v in (params or {}).items()]
+    if not grids:
+        return BasicSweeper.split_arguments(parser.parse_overrides(base + list(command_line)), None)[0]
+    jobs: list[list[str]] = []
+    for name, values in grids.items():
+        if not isinstance(values, Mapping) or not values:
+            raise UserError(f"hydra.sweeper.grids.{name} is invalid; expected a non-empty mapping of key: values, "
+                            "e.g. {learner: 'icl-skill,tune-skill'}")
+        lines = base + [f"{k}={v}" for k, v in values.items()] + list(command_line)
+        jobs += BasicSweeper.split_arguments(parser.parse_overrides(lines), None)[0]
+    return jobs

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.utils import get_args_parser
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -35,7 +34,7 @@ from ntkeval.build import CONF_DIR, build_cell, build_logger, make, resolve_skil
 from ntkeval.data.base import checked_groups
 from ntkeval.errors import UserError, choices_error, shorten
 from ntkeval.formats.checks import format_checks
-from ntkeval.pair_sweep import TrainSkills, expand_jobs, expands
+from ntkeval.pair_sweep import TrainSkills, expand_jobs, expands, grid_jobs
 from ntkeval.schema import check_config, host
 from ntkeval.schema.command_line import check_lengths, group_options, search_dirs
 
@@ -133,10 +132,12 @@ def job_overrides(argv_overrides: list[str], multirun: bool) -> Grid:
                             f"here, in this process); expected -m: ntkeval -m {' '.join(argv_overrides)}")
         return Grid([argv_overrides], multirun=False, base=base)
     params = base.hydra.sweeper.get("params") or {}
+    grids = base.hydra.sweeper.get("grids") or {}
     lines = [f"{k}={v}" for k, v in params.items()] + argv_overrides
-    full = parser.parse_overrides(lines)
-    _check_group_choices(full)
-    return Grid(BasicSweeper.split_arguments(full, max_batch_size=None)[0], multirun=True, base=base)
+    for values in grids.values():
+        lines += [f"{k}={v}" for k, v in (values or {}).items()]
+    _check_group_choices(parser.parse_overrides(lines))
+    return Grid(grid_jobs(parser, params, grids, argv_overrides), multirun=True, base=base)
 
 
 class _Composer:
