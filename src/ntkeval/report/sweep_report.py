@@ -56,6 +56,7 @@ def load_results(sweep_dir: Path | str) -> list[dict]:
         result["result_path"] = str(path)
         if isinstance(result.get("cell"), dict):  # cells written before answer formats were all direct
             result["cell"].setdefault("format", "direct")
+            result["cell"].setdefault("test_dataset", result["cell"].get("dataset"))  # before cross-data-set cells
         results.append(result)
     return results
 
