@@ -1,10 +1,13 @@
 """Gather sweep dirs into kernel.csv, one heatmap per result identity and a list of what went wrong.
 
     ntkeval-report outputs/sweeps/2025-01-01_12-00-00 [MORE_SWEEP_DIRS ...] [--out DIR]   # DIR: FIRST/report
+    ntkeval-report SWEEP_DIR --compare model    # compare kernels that differ only in the model (learner, format, scorer)
 
 A result's identity is (model, learner, dataset, scorer, estimate, config_id, seed): rows that differ in any of it
 are never merged, and cells that differ only in the seed are also pooled into a seed-pooled kernel
 (kernel_pooled.csv). The same identity and pair gathered twice (e.g. from two sweep dirs) is an error naming both.
+Kernels over the same skills that differ in one axis are compared (comparisons.csv, ntkeval.report.comparisons):
+by default in-context learning against tuning, with --compare along the learner, model, format or scorer.
 
 Exit code 0 when every cell of the grid is done, 1 when some failed, died or never started, 2 for a bad sweep dir.
 The functions below are the reusable pieces: load_results, write_kernel_csv, plot_kernels, find_problems.
@@ -18,7 +21,9 @@ import json
 import sys
 from pathlib import Path
 
+from ntkeval.report.comparisons import COMPARISON_COLUMNS, ComparisonReport, write_comparisons
 from ntkeval.report.heatmaps import plot_kernels
+from ntkeval.report.kernel_pairs import AXES
 from ntkeval.report.pooling import pooled_results, question_rows, seed_summary_lines
 from ntkeval.report.recorded_groups import kernel_groups
 from ntkeval.report.structure import STRUCTURE_COLUMNS, Contrast, structure_stats
@@ -153,8 +158,9 @@ def _cell_text(value) -> str:
 
 
 def mirror_to_wandb(sweep_dir: Path, out_dir: Path, results: list[dict], stats: list[Contrast],
-                    pngs: list[Path], mode: str) -> Path | None:
-    """One W&B run for the whole sweep, in the cells' project and group: heatmaps, the kernel, the statistics."""
+                    pngs: list[Path], mode: str, compared: ComparisonReport | None = None) -> Path | None:
+    """One W&B run for the whole sweep, in the cells' project and group: heatmaps, the kernel, the statistics and
+    the comparisons of kernels."""
     from omegaconf import OmegaConf
 
     from ntkeval.tracking.wandb_tracker import WandbLogger, run_id_for
@@ -172,6 +178,12 @@ def mirror_to_wandb(sweep_dir: Path, out_dir: Path, results: list[dict], stats: 
     tracker.table("structure", STRUCTURE_COLUMNS, [[c.row()[k] for k in STRUCTURE_COLUMNS] for c in stats])
     tracker.summary({"/".join(str(c.row().get(k)) for k in TABLE_IDENTITY if k in c.row()) + "/verdict": c.verdict
                      for c in stats})
+    if compared and compared.comparisons:
+        for png in compared.pngs:
+            tracker.image(f"comparison/{png.stem}", png)
+        tracker.table("comparisons", COMPARISON_COLUMNS,
+                      [[c.row()[k] for k in COMPARISON_COLUMNS] for c in compared.comparisons])
+        tracker.summary({f"comparison/{c.context()}/{c.a} vs {c.b}": c.verdict for c in compared.comparisons})
     tracker.finish()
     return tracker.run_dir
 
@@ -185,6 +197,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--wandb", choices=["offline", "online"], default=None,
                         help="also log a summary run (heatmaps, kernel, statistics) to W&B in the sweep's project "
                              "and group; offline runs are uploaded later with `wandb sync`")
+    parser.add_argument("--compare", choices=list(AXES), default=None,
+                        help="compare kernels that differ only in this (specificity, difference heatmap, CKA, a "
+                             "verdict per pair; comparisons.csv); default: in-context learning against tuning, "
+                             "when the sweep has both")
     return parser.parse_args(argv)
 
 
@@ -223,8 +239,10 @@ def main(argv: list[str] | None = None) -> int:
         stats = structure_stats(kernel_rows(results) + kernel_rows(pooled), kernel_groups(results),
                                 questions=questions)
         write_structure(stats, tables, pngs, out_dir)
+        compared = write_comparisons(results + pooled, questions, out_dir, args.compare)
         extra = seed_summary_lines(pooled) + write_transfer(kernel_rows(results) + kernel_rows(pooled), questions,
                                                             kernel_groups(results, warn=lambda _: None), out_dir)
+        extra += compared.summary_lines()
         with open(out_dir / "summary.md", "a") as f:  # after the structure: seed variation, simple to complex
             f.write("".join(f"{line}\n" for line in ["", *extra]) if extra else "")
         problems = [p for d in args.sweep_dirs for p in find_problems(d, [r for r in results if Path(
@@ -237,11 +255,13 @@ def main(argv: list[str] | None = None) -> int:
     for table in tables:
         print(format_table(table) + "\n")
     print("\n".join(c.verdict for c in stats) + "\n")
+    if compared.lines():  # the comparisons of kernels, e.g. in-context learning against tuning
+        print("\n".join(compared.lines()) + "\n")
     print(text, end="")
-    extra = ", kernel_pooled.csv" if pooled else ""
+    extra = (", kernel_pooled.csv" if pooled else "") + (", comparisons.csv" if compared.csv_path else "")
     print(f"wrote {csv_path}{extra}, structure.csv, summary.md, {len(pngs)} heatmap(s) and problems.txt to {out_dir}")
     if args.wandb:
-        run_dir = mirror_to_wandb(args.sweep_dirs[0], out_dir, results, stats, pngs, args.wandb)
+        run_dir = mirror_to_wandb(args.sweep_dirs[0], out_dir, results, stats, pngs, args.wandb, compared)
         print(f"W&B summary run ({args.wandb}): {run_dir}")
     commands = [c for d in args.sweep_dirs for c in [relaunch_command(d)] if c] if problems else []
     for command in commands:
