@@ -83,8 +83,12 @@ class Comparison:
         del values["shared"], values["image"]
         return {**{k: self.shared.get(k) for k in SHARED}, **values}
 
+    def context(self) -> str:
+        """What the two kernels share: "smollm2 · arith · direct · exact · seed 0"."""
+        return context_of(self.shared)
+
     def line(self) -> str:
-        return f"{context_of(self.shared)}: {self.verdict}"
+        return f"{self.context()}: {self.verdict}"
 
 
 COMPARISON_COLUMNS = [*SHARED, *(k for k in Comparison.__dataclass_fields__ if k not in ("shared", "image"))]

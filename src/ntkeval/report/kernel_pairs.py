@@ -4,7 +4,8 @@ Pairing: two kernels pair when every TABLE_IDENTITY column is equal except the a
 scorer's head estimate with it) and config_id, which hashes the learner, model and format settings and so must
 differ. Seed-pooled kernels (seed "pooled") pair with each other like any seed. Two configurations of one axis
 value (say two data set sizes under both learners) give every cross pair; config_id_a/b tell them apart.
-Only square kernels (the same train and test skills, at least MIN_SKILLS) are compared; others get a note.
+Kernels are compared as squares over their test skills, rows of missing entries where a test skill has no train
+cell; one with fewer than MIN_SKILLS such rows, or two with different test skills, get a note instead.
 Without --compare the report compares in-context learning with tuning: an in-context learner against a tuned
 one, both measured against a control of their own (icl-skill against tune-skill, not icl-standard against
 tune-base), read from the learner class each cell recorded (learner_kind).
@@ -61,7 +62,11 @@ def learner_kind(result: dict) -> str:
 
 
 def square_kernels(results: list[dict], questions: list[dict]) -> tuple[list[Kernel], list[tuple[KernelTable, str]]]:
-    """Every kernel of `results` that is square, and (table, why) for those that are not."""
+    """Every kernel of `results` as a square over its test skills, and (table, why) for those that cannot be.
+
+    A test skill that is no train skill (its cell failed or never ran, or the grid trains on fewer skills) is a row
+    of missing entries; train skills that are no test skill are left out. At least MIN_SKILLS rows must remain.
+    """
     kinds = {}
     for result in results:
         cell = result.get("cell") or {}
@@ -73,17 +78,18 @@ def square_kernels(results: list[dict], questions: list[dict]) -> tuple[list[Ker
         by_identity.setdefault(key, {}).setdefault((q["train_skill"], q["test_skill"]), {})[q["id"]] = q["delta"]
     found, skipped = [], []
     for table in kernel_tables(results):
-        trains, tests = table.train_skills, table.test_skills
-        if set(trains) != set(tests) or len(tests) < MIN_SKILLS:
-            why = (f"{len(tests)} skills (at least {MIN_SKILLS} needed)" if set(trains) == set(tests) else
-                   f"not square ({len(trains)} train skills, {len(tests)} test skills)")
-            skipped.append((table, why))
+        tests = table.test_skills
+        rows = [t for t in tests if t in table.train_skills and any(k[0] == t for k in table.entries)]
+        if len(rows) < MIN_SKILLS:
+            skipped.append((table, f"only {len(tests)} skills (at least {MIN_SKILLS} needed)" if len(rows) == len(
+                tests) else f"{len(rows)} of its {len(tests)} test skills as train skills (at least {MIN_SKILLS} "
+                            f"needed)"))
             continue
         n = len(tests)
         values, low, high = (np.full((n, n), np.nan) for _ in range(3))
         for (train, test), row in table.entries.items():
-            i, j = tests.index(train), tests.index(test)
-            if finite(row.get("delta")):
+            if train in tests and finite(row.get("delta")):
+                i, j = tests.index(train), tests.index(test)
                 values[i, j] = row["delta"]
                 low[i, j], high[i, j] = (row[k] if finite(row.get(k)) else np.nan for k in ("ci_low", "ci_high"))
         key = tuple(str(getattr(table, k, None)) for k in TABLE_IDENTITY)
@@ -135,7 +141,7 @@ def comparable_pairs(kernels: list[Kernel], skipped: list[tuple[KernelTable, str
             continue
         a, b = (b, a) if axis is None and a.kind == TUNED else (a, b)   # the paper's order: in-context first
         if set(a.skills) != set(b.skills):
-            notes.append(f"{_names(a, b, chosen)} not compared: their skills differ")
+            notes.append(f"{_names(a, b, chosen)} not compared: their test skills differ")
         else:
             pairs.append((a, b))
     reasons = {id(t): why for t, why in skipped}

@@ -109,24 +109,29 @@ def min_p(n: int, permutations: int = 2000) -> float:
     return 1.0 / math.factorial(n) if n <= ENUMERATE_UP_TO else 1.0 / (1 + permutations)
 
 
-def specificity_test(kernel: np.ndarray, permutations: int = 2000, seed: int = 0) -> PermutationTest:
-    """S against the relabellings of the test skills (columns): K'[i, j] = K[i, order[j]], so the diagonal takes
-    K[i, order[i]]. All n! orders up to ENUMERATE_UP_TO skills, else `permutations` seeded random ones. Missing
-    entries stay missing where they land (additive effects then cancel only approximately)."""
+def relabelled_specificities(kernel: np.ndarray, orders: np.ndarray) -> np.ndarray:
+    """S of the kernel with its test skills relabelled by each order ((R, n)): K'[i, j] = K[i, order[j]], so the
+    diagonal takes K[i, order[i]]. Missing entries stay missing where they land; NaN where a relabelling leaves no
+    diagonal or no off-diagonal entry."""
     n = kernel.shape[0]
-    observed = specificity(kernel)
-    if math.isnan(observed):
-        return PermutationTest(math.nan, math.nan, math.nan, "none")
-    orders, exact = relabellings(n, permutations, np.random.default_rng(seed))
     picks = kernel[np.arange(n)[None, :], orders]
     seen = ~np.isnan(picks)
     on_count, on_sum = seen.sum(axis=1), np.where(seen, picks, 0.0).sum(axis=1)
     total_count, total_sum = int((~np.isnan(kernel)).sum()), float(np.nansum(kernel))
     off_count = total_count - on_count
     with np.errstate(invalid="ignore", divide="ignore"):
-        values = np.where((on_count > 0) & (off_count > 0),
-                          on_sum / on_count - (total_sum - on_sum) / off_count, np.nan)
-    return _p_values(observed, values, exact, "relabellings of the test skills")
+        return np.where((on_count > 0) & (off_count > 0), on_sum / on_count - (total_sum - on_sum) / off_count, np.nan)
+
+
+def specificity_test(kernel: np.ndarray, permutations: int = 2000, seed: int = 0) -> PermutationTest:
+    """S against the relabellings of the test skills (columns): all n! orders up to ENUMERATE_UP_TO skills, else
+    `permutations` seeded random ones. With no entry missing, additive effects cancel exactly (module docstring);
+    with entries missing, approximately."""
+    observed = specificity(kernel)
+    if math.isnan(observed):
+        return PermutationTest(math.nan, math.nan, math.nan, "none")
+    orders, exact = relabellings(kernel.shape[0], permutations, np.random.default_rng(seed))
+    return _p_values(observed, relabelled_specificities(kernel, orders), exact, "relabellings of the test skills")
 
 
 def sign_flip_test(differences: np.ndarray, permutations: int = 2000, seed: int = 0) -> PermutationTest:
@@ -154,11 +159,11 @@ def cka(k: np.ndarray, l: np.ndarray) -> float:
     """Linear CKA of two complete n x n kernels on the same ordered skills (see the module docstring); NaN when
     either kernel is purely additive (nothing left once centred) or has a missing entry."""
     kc, lc = _centred(k), _centred(l)
-    norm = float(np.linalg.norm(kc) * np.linalg.norm(lc))
-    scale = max(float(np.abs(k).max()), float(np.abs(l).max()), 1e-300)
-    if not math.isfinite(norm) or norm <= (1e-12 * scale) ** 2:
+    norms = [float(np.linalg.norm(kc)), float(np.linalg.norm(lc))]
+    # an additive kernel centres to rounding error, whose direction means nothing
+    if not all(math.isfinite(v) and v > 1e-10 * float(np.linalg.norm(m)) for v, m in zip(norms, (k, l))):
         return math.nan
-    return float((kc * lc).sum() / norm)
+    return float((kc * lc).sum() / (norms[0] * norms[1]))
 
 
 def cka_test(k: np.ndarray, l: np.ndarray, permutations: int = 2000, seed: int = 0) -> PermutationTest:
