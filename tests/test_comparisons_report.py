@@ -24,12 +24,12 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def write_kernel(sweep: Path, learner: str, diagonal: float, model: str = "smollm2", seed: int = 0,
                  skills: list[str] = SKILLS, trains: list[str] | None = None, questions: int = 16,
-                 config: bool = True, rng_seed: int = 0) -> None:
+                 config: bool = True, rng_seed: int = 0, scorer: tuple[str, str | None] = ("exact", None)) -> None:
     """One done cell per train skill: per-question deltas in [-1, 1] with `diagonal` added on the diagonal, the same
     question ids for every learner and model (the same data set and seed), and the kernel rows they average to."""
     rng = np.random.default_rng(rng_seed)
     for train in trains or skills:
-        job = sweep / f"{model}_{learner}_{seed}_{train.replace('/', '-')}"
+        job = sweep / f"{model}_{learner}_{seed}_{scorer[0]}_{train.replace('/', '-')}"
         job.mkdir(parents=True)
         rows, lines = [], []
         for test in skills:
@@ -41,8 +41,8 @@ def write_kernel(sweep: Path, learner: str, diagonal: float, model: str = "smoll
                       for q, v in enumerate(d)]
         cell = {"cell_id": f"{model}-{learner}-{seed}-{train}", "model": model, "learner": learner,
                 "control": CONTROLS[learner], "dataset": "arith", "test_dataset": "arith", "format": "direct",
-                "train_skill": train, "seed": seed, "scorer": "exact", "estimate": None,
-                "config_id": f"cfg-{model}-{learner}"}
+                "train_skill": train, "seed": seed, "scorer": scorer[0], "estimate": scorer[1],
+                "config_id": f"cfg-{model}-{learner}" + ("" if scorer[0] == "exact" else f"-{scorer[0]}")}
         result = {"status": "done", "cell": cell, "tests": rows, "error": None}
         if config:
             result["config"] = {"learner": {"_target_": TARGETS[learner.split("-")[0]], "name": learner}}
@@ -106,16 +106,29 @@ def test_compare_learner_takes_every_pair_of_learners(paper_sweep: Path):
 
 def test_compare_model_pairs_two_models_and_nothing_else(tmp_path: Path, capsys):
     sweep = tmp_path / "sweep"
-    write_kernel(sweep, "tune-skill", 0.3, model="smollm2", rng_seed=1)
+    write_kernel(sweep, "tune-skill", 0.0, model="smollm2", rng_seed=1)
     write_kernel(sweep, "tune-skill", 0.3, model="tiny", rng_seed=2)
     write_kernel(sweep, "icl-skill", 0.3, model="tiny", rng_seed=3)  # another learner: not a model comparison
     assert main([str(sweep), "--compare", "model"]) == 0
     (row,) = read_csv(sweep / "report" / "comparisons.csv")
     assert (row["axis"], row["a"], row["b"], row["learner"], row["model"]) == ("model", "smollm2", "tiny",
                                                                                "tune-skill", "")
-    assert row["verdict"].startswith("no clear difference in skill-specificity between smollm2 and tiny")
-    assert float(row["cka_p"]) > 0.01  # independent noise around the same diagonal
-    assert "smollm2 · arith" not in capsys.readouterr().out.split("no clear difference")[0].splitlines()[-1]
+    diff, low, high = (float(row[k]) for k in ("diff", "diff_ci_low", "diff_ci_high"))
+    assert low < diff < high < 0  # magnitudes in the verdict: "less ... by 0.3"
+    assert row["verdict"].startswith(f"smollm2 is less skill-specific than tiny by {-diff:.3f} "
+                                     f"[{-high:.3f}, {-low:.3f}] (p = ")
+    assert f"tune-skill · arith · direct · exact · seed 0: {row['verdict']}" in capsys.readouterr().out
+
+
+def test_compare_scorer_takes_the_head_estimate_with_it(tmp_path: Path):
+    sweep = tmp_path / "sweep"
+    write_kernel(sweep, "tune-skill", 0.2, rng_seed=1)
+    write_kernel(sweep, "tune-skill", 0.2, rng_seed=2, scorer=("ntk", "balanced"))
+    assert main([str(sweep), "--compare", "scorer"]) == 0
+    (row,) = read_csv(sweep / "report" / "comparisons.csv")
+    assert (row["a"], row["b"], row["scorer"], row["estimate"], row["learner"]) == ("exact", "ntk (balanced)", "",
+                                                                                    "", "tune-skill")
+    assert row["interval_method"] == "paired questions"  # the same questions, scored two ways
 
 
 def test_seed_pooled_kernels_are_compared_with_each_other(tmp_path: Path):

@@ -179,19 +179,17 @@ def verdict_text(c: Comparison, smallest_p: float) -> str:
     and p < ALPHA agree, else "no clear difference in skill-specificity ...", then the CKA sentence."""
     if math.isnan(c.diff):
         return f"{c.a} and {c.b} not compared: no diagonal or off-diagonal entries in common"
-    interval = "[no interval]" if not (math.isfinite(c.diff_ci_low) and math.isfinite(c.diff_ci_high)) else None
     p = f"p = {c.p_value:.2g}"
     clear = c.p_value < ALPHA and (c.diff_ci_low > 0 or c.diff_ci_high < 0)
     if clear and c.diff > 0:
-        text = f"{c.a} is more skill-specific than {c.b} by {c.diff:+.3f} " \
-               f"{interval or f'[{c.diff_ci_low:+.3f}, {c.diff_ci_high:+.3f}]'} ({p})"
-    elif clear:  # the magnitude: "less ... by 0.120 [0.050, 0.190]"
-        text = f"{c.a} is less skill-specific than {c.b} by {-c.diff:.3f} " \
-               f"{interval or f'[{-c.diff_ci_high:.3f}, {-c.diff_ci_low:.3f}]'} ({p})"
+        text = f"{c.a} is more skill-specific than {c.b} by {_num(c.diff)} {_ci(c.diff_ci_low, c.diff_ci_high)} ({p})"
+    elif clear:  # magnitudes: "less ... by 0.120 [0.050, 0.190]"
+        text = (f"{c.a} is less skill-specific than {c.b} by {_num(-c.diff, '')} "
+                f"{_ci(-c.diff_ci_high, -c.diff_ci_low, '')} ({p})")
     else:
         reach = f"; {c.n_skills} skills cannot reach p < {ALPHA:g}" if smallest_p >= ALPHA else ""
-        text = f"no clear difference in skill-specificity between {c.a} and {c.b}: {c.a} - {c.b} = {c.diff:+.3f} " \
-               f"{interval or f'[{c.diff_ci_low:+.3f}, {c.diff_ci_high:+.3f}]'} ({p}{reach})"
+        text = (f"no clear difference in skill-specificity between {c.a} and {c.b}: {c.a} - {c.b} = {_num(c.diff)} "
+                f"{_ci(c.diff_ci_low, c.diff_ci_high)} ({p}{reach})")
     if math.isnan(c.cka):
         return f"{text}; kernel similarity undefined (a kernel without interaction beyond skill effects)"
     return f"{text}; kernel similarity CKA = {c.cka:+.2f} (p = {c.cka_p:.2g})"
@@ -263,12 +261,15 @@ class ComparisonReport:
         return lines
 
 
-def _num(value: float) -> str:
-    return "n/a" if not math.isfinite(value) else f"{value:+.3f}"
+def _num(value: float, sign: str = "+") -> str:
+    """+0.123; values below 0.001 (a tiny test model's) in two significant digits rather than as +0.000."""
+    if not math.isfinite(value):
+        return "n/a"
+    return f"{value:{sign}.3f}" if value == 0 or abs(value) >= 5e-4 else f"{value:{sign}.2g}"
 
 
-def _ci(low: float, high: float) -> str:
-    return "n/a" if not (math.isfinite(low) and math.isfinite(high)) else f"[{low:+.3f}, {high:+.3f}]"
+def _ci(low: float, high: float, sign: str = "+") -> str:
+    return "n/a" if not (math.isfinite(low) and math.isfinite(high)) else f"[{_num(low, sign)}, {_num(high, sign)}]"
 
 
 def _p(value: float) -> str:
@@ -280,8 +281,7 @@ def write_comparisons(results: list[dict], questions: list[dict], out_dir: Path,
     """Compare the kernels of `results` (seed-pooled ones included) along `axis` (None: in-context learning against
     tuning, when the results hold both); write a difference heatmap per pair and comparisons.csv to `out_dir`
     (comparisons.csv also when `axis` was asked for and nothing could be compared, with the header alone)."""
-    kernels, skipped = square_kernels(results, questions)
-    pairs, notes = comparable_pairs(kernels, skipped, axis)
+    pairs, notes = comparable_pairs(square_kernels(results, questions), axis)
     found, pngs = [], []
     for a, b in pairs:
         c = compare(a, b, axis or "learner", seed, permutations)
