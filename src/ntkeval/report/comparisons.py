@@ -146,8 +146,8 @@ def compare(a: Kernel, b: Kernel, axis: str, seed: int = 0, permutations: int = 
     ci_a, how_a, q_a = _interval(weights, ka, a.low, a.high, a.per_question, skills, level)
     ci_b, how_b, q_b = _interval(weights, kb, b_low, b_high, b.per_question, skills, level)
     s_a, s_b = stats.specificity(ka), stats.specificity(kb)
-    paired = paired_contrast(weights, skills, a.per_question, b.per_question, level) if a.per_question and b.per_question else None
-    if paired is not None and math.isfinite(paired[1]):
+    paired = paired_contrast(weights, skills, a.per_question, b.per_question, level)
+    if math.isfinite(paired[1]):
         diff_ci, method, n_questions = (paired[1], paired[2]), "paired questions", paired[3]
     else:
         diff_ci = stats.mover_difference(s_a, ci_a, s_b, ci_b)
@@ -155,21 +155,24 @@ def compare(a: Kernel, b: Kernel, axis: str, seed: int = 0, permutations: int = 
     keep = _common_complete(ka, kb)
     if len(keep) < n:
         notes.append(f"CKA on the {len(keep)} of {n} skills complete in both")
-    sub = np.ix_(keep, keep)
-    similar = stats.cka_test(ka[sub], kb[sub], permutations, seed) if len(keep) >= 3 else None
-    shared = {k: (a.value(k) if k in shared_columns(axis) else None) for k in SHARED}
+    similar = stats.cka_test(ka[np.ix_(keep, keep)], kb[np.ix_(keep, keep)], permutations, seed) \
+        if len(keep) >= 3 else stats.PermutationTest(math.nan, math.nan, math.nan, "none")
+    flips = stats.sign_flip_test(stats.row_specificities(ka) - stats.row_specificities(kb), permutations, seed)
+    jackknife = stats.skill_jackknife(ka - kb, stats.specificity, level)
+    scaled_a, scaled_b = stats.scaled_specificity(ka), stats.scaled_specificity(kb)
     found = Comparison(
-        shared, axis, axis_value(a, axis), axis_value(b, axis), a.value("config_id"), b.value("config_id"), n,
-        s_a, *ci_a, stats.specificity_test(ka, permutations, seed).p_greater,
-        s_b, *ci_b, stats.specificity_test(kb, permutations, seed).p_greater,
-        s_a - s_b, *diff_ci, stats.specificity_test(ka - kb, permutations, seed).p_two_sided, method,
-        stats.sign_flip_test(stats.row_specificities(ka) - stats.row_specificities(kb), permutations,
-                             seed).p_two_sided,
-        *stats.skill_jackknife(ka - kb, stats.specificity, level),
-        stats.scaled_specificity(ka), stats.scaled_specificity(kb),
-        stats.scaled_specificity(ka) - stats.scaled_specificity(kb),
-        similar.statistic if similar else math.nan, similar.p_greater if similar else math.nan,
-        n_questions, "; ".join(notes), "")
+        shared={k: (a.value(k) if k in shared_columns(axis) else None) for k in SHARED}, axis=axis,
+        a=axis_value(a, axis), b=axis_value(b, axis), config_id_a=a.value("config_id"),
+        config_id_b=b.value("config_id"), n_skills=n,
+        specificity_a=s_a, specificity_a_ci_low=ci_a[0], specificity_a_ci_high=ci_a[1],
+        specificity_a_p=stats.specificity_test(ka, permutations, seed).p_greater,
+        specificity_b=s_b, specificity_b_ci_low=ci_b[0], specificity_b_ci_high=ci_b[1],
+        specificity_b_p=stats.specificity_test(kb, permutations, seed).p_greater,
+        diff=s_a - s_b, diff_ci_low=diff_ci[0], diff_ci_high=diff_ci[1],
+        p_value=stats.specificity_test(ka - kb, permutations, seed).p_two_sided, interval_method=method,
+        p_signflip=flips.p_two_sided, diff_skill_ci_low=jackknife[0], diff_skill_ci_high=jackknife[1],
+        specificity_scaled_a=scaled_a, specificity_scaled_b=scaled_b, diff_scaled=scaled_a - scaled_b,
+        cka=similar.statistic, cka_p=similar.p_greater, n_questions=n_questions, notes="; ".join(notes), verdict="")
     found.verdict = verdict_text(found, stats.min_p(n, permutations))
     return found
 

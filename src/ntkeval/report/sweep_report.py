@@ -1,7 +1,7 @@
 """Gather sweep dirs into kernel.csv, one heatmap per result identity and a list of what went wrong.
 
     ntkeval-report outputs/sweeps/2025-01-01_12-00-00 [MORE_SWEEP_DIRS ...] [--out DIR]   # DIR: FIRST/report
-    ntkeval-report SWEEP_DIR --compare model    # compare kernels that differ only in the model (learner, format, scorer)
+    ntkeval-report SWEEP_DIR --compare model   # kernels that differ only in the model (or learner, format, scorer)
 
 A result's identity is (model, learner, dataset, scorer, estimate, config_id, seed): rows that differ in any of it
 are never merged, and cells that differ only in the seed are also pooled into a seed-pooled kernel

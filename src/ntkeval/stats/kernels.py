@@ -96,7 +96,8 @@ def _p_values(observed: float, values: np.ndarray, exact: bool, what: str) -> Pe
     values = values[~np.isnan(values)]
     tie = _TIE * max(1.0, abs(observed))
     centre = float(values.mean())
-    counts = [int((values >= observed - tie).sum()), int((np.abs(values - centre) >= abs(observed - centre) - tie).sum())]
+    counts = [int((values >= observed - tie).sum()),
+              int((np.abs(values - centre) >= abs(observed - centre) - tie).sum())]
     if exact:
         p_greater, p_two_sided = (c / values.size for c in counts)
         return PermutationTest(observed, p_greater, p_two_sided, f"all {values.size} {what}")
@@ -210,7 +211,7 @@ def entry_interval(weights: np.ndarray, kernel: np.ndarray, low: np.ndarray, hig
     perfectly correlated case, which can only widen the interval. NaN if a weighted entry has no interval.
     """
     used = weights != 0
-    if np.isnan(low[used]).any() or np.isnan(high[used]).any():
+    if not used.any() or np.isnan(low[used]).any() or np.isnan(high[used]).any():
         return math.nan, math.nan
     value = float((weights[used] * kernel[used]).sum())
     down_gap = np.where(weights > 0, weights * (kernel - low), -weights * (high - kernel))
