@@ -87,6 +87,18 @@ class TrainingSettings:
     snapshots: tuple[int, ...] = ()  # steps after which the adapter as it is then goes to train_adapter's on_snapshot
 
 
+@dataclass(frozen=True)
+class GradientSpec:
+    """Which answer gradients a session's optional answer_gradients computes (scorer=entk): with respect to a fresh
+    LoRA adapter ("lora": `lora` is the backend's adapter config, initialised from `seed` exactly as train_adapter
+    initialises one) or to every weight of the model as loaded ("full"); exact vectors (projection None) or a seeded
+    CountSketch of `projection` buckets (seeded by `seed` too)."""
+    params: str                     # "lora" or "full"
+    lora: Any = None                # the adapter config for params="lora" (peft.LoraConfig on Hugging Face)
+    seed: int = 0
+    projection: int | None = None   # None: the exact gradient; d: its CountSketch in d buckets
+
+
 @runtime_checkable
 class LanguageModel(Protocol):
     """One model as a scorer sees it, its role's adaptation already active: scoring and sampling on text."""

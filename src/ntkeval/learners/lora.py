@@ -81,6 +81,16 @@ class LoraLearner:
             config.target_modules = list(self.target_modules)
         return config
 
+    def lora_config(self):
+        """The adapter config it tunes with (target modules filled from the model): scorer=entk starts its gradient
+        adapter from it."""
+        return self._lora_config()
+
+    def tunes_on_texts(self) -> bool:
+        """Whether its adapter is train_adapter's answer-token loss on training_texts (the objective scorer=entk
+        linearises); False for a subclass that trains otherwise (GRPO overrides _train)."""
+        return type(self)._train is LoraLearner._train
+
     def key(self, train_skill: str, seed: int) -> dict[str, Any]:
         # checkpoint_every is left out on purpose: it changes when work is saved, never the adapter
         lora = {k: (sorted(v) if isinstance(v, (set, frozenset)) else v)

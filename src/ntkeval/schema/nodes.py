@@ -219,6 +219,14 @@ class NtkScorer:
 
 
 @dataclass(kw_only=True)
+class EntkScorer:
+    TARGET: ClassVar[str] = "ntkeval.scorers.entk.EntkScorer"
+    params: str = knob("lora", choices=("lora", "full"), note="the parameters differentiated; full needs projection")
+    projection: int | None = knob(None, ge=1, note="CountSketch dimension, e.g. 4096; null: exact (params=lora)")
+    batch_size: int = knob(8, ge=1)
+
+
+@dataclass(kw_only=True)
 class NoLogger:
     TARGET: ClassVar[str] = "ntkeval.tracking.base.NoLogger"
 
@@ -295,7 +303,7 @@ class Config:
     learner: InContextLearner | LoraLearner = knob(MISSING)
     dataset: ArithDataset | KhanSkillDataset | JsonlDataset = knob(MISSING)
     pair: Pair = knob(MISSING)
-    scorer: ExactScorer | SampledScorer | NtkScorer = knob(MISSING)
+    scorer: ExactScorer | SampledScorer | NtkScorer | EntkScorer = knob(MISSING)
     logger: NoLogger | WandbLogger = knob(MISSING)
     format: DirectFormat | CotFormat | WorkFormat | PotFormat | HybridFormat | None = knob(None)  # None: direct
     dry_run: bool = knob(False)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import torch
 
-from ntkeval.backends.base import TrainingSettings
+from ntkeval.backends.base import GradientSpec, TrainingSettings
+from ntkeval.backends.huggingface.gradients import session_gradients
 from ntkeval.backends.huggingface.language_model import HFLanguageModel
 from ntkeval.backends.huggingface.policy_training import PolicyLog, PolicySettings, RewardFunction, train_policy
 from ntkeval.backends.huggingface.training import train_lora
@@ -68,6 +69,26 @@ class HFSession:
 
     def save_adapter(self, name: str, out_dir: Path) -> None:
         self._peft.save_pretrained(str(out_dir), selected_adapters=[name])
+
+    def remove_adapter(self, name: str) -> None:
+        """Drop an adapter added here; the model is then exactly as it was without it (the last one unwraps the base
+        model: peft cannot disable adapters once none is left)."""
+        if name not in self._adapters:
+            return
+        self._adapters.discard(name)
+        if self._adapters:
+            if name in self._peft.active_adapters:  # switch first: peft warns when the active adapter goes
+                self._peft.set_adapter(sorted(self._adapters)[0])
+            self._peft.delete_adapter(name)
+        else:
+            self._model, self._peft = self._peft.unload(), None
+
+    def answer_gradients(self, texts: list[tuple[str, str]], spec: GradientSpec, mean: bool = False,
+                         batch_size: int = 8, desc: str | None = "gradients"):
+        """(vectors, log p per text): gradients of log p(target | prompt) per text, or their mean per answer token
+        (mean=True), at the model as loaded plus, for spec.params="lora", a fresh adapter initialised as
+        train_adapter would initialise it with spec.seed; removed before returning (gradients.py)."""
+        return session_gradients(self, texts, spec, mean=mean, batch_size=batch_size, desc=desc)
 
     def load_adapter(self, name: str, adapter_dir: Path) -> None:
         """Load a saved adapter under `name` unless it is already here."""

@@ -1,0 +1,141 @@
+"""The predicted kernel (scorer=entk) beside the measured one: report/predicted.csv and summary.md lines.
+
+Each entk kernel is paired with every measured kernel (any other scorer, e.g. exact) of the same model, learner,
+data sets, answer format and seed, over the (train, test) entries both hold; kernels of different configurations
+(config_id) stay separate comparisons. Per comparison: Spearman's rho of predicted against measured deltas and, when
+the common entries form a complete square kernel, the Mantel p-value (ntkeval.stats.mantel: skill labels permuted
+jointly by rows and columns). When the measured cells hold a learning curve (result.json "curve": rows of size,
+test_skill, delta), the same numbers at each size: does one linearised step rank the skills as tuning does after s
+steps?
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ntkeval.stats.mantel import mantel, spearman
+
+ENTK = "entk"
+PAIRING = ("model", "learner", "dataset", "test_dataset", "format", "seed")  # what a predicted and a measured kernel share
+PREDICTED_COLUMNS = ["model", "learner", "dataset", "test_dataset", "format", "seed", "predicted_config",
+                     "measured_scorer", "measured_config", "size", "train_skill", "test_skill", "predicted", "measured"]
+
+Entries = dict[tuple[str, str], float]  # (train skill, test skill) -> delta
+
+
+@dataclass
+class _Kernel:
+    cell: dict                                 # the identity of its first cell
+    entries: Entries = field(default_factory=dict)
+    curve: dict[int, Entries] = field(default_factory=dict)  # size -> entries of the learning curve
+    unit: str = "size"
+
+
+@dataclass(frozen=True)
+class Agreement:
+    size: int | None      # None: the measured kernel itself; else a learning-curve size
+    entries: int
+    rho: float
+    p_value: float        # NaN when the common entries are not a complete square kernel
+    skills: int           # 0 when there is no Mantel test
+
+
+def _kernels(results: list[dict], predicted: bool) -> dict[tuple, _Kernel]:
+    """Done cells of entk (predicted) or of every other scorer, grouped by PAIRING + scorer + config_id."""
+    kernels: dict[tuple, _Kernel] = {}
+    for result in results:
+        cell = result.get("cell") or {}
+        if result.get("status") != "done" or (cell.get("scorer") == ENTK) != predicted:
+            continue
+        key = (*(cell.get(k) for k in PAIRING), cell.get("scorer"), cell.get("config_id"))
+        kernel = kernels.setdefault(key, _Kernel(cell))
+        train = cell.get("train_skill")
+        for test in result.get("tests") or []:
+            kernel.entries[(train, test.get("test_skill"))] = _number(test.get("delta"))
+        for row in result.get("curve") or []:
+            kernel.unit = str(row.get("unit", kernel.unit))
+            kernel.curve.setdefault(int(row["size"]), {})[(train, row.get("test_skill"))] = _number(row.get("delta"))
+    return kernels
+
+
+def _number(value) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+
+
+def _common(a: Entries, b: Entries) -> list[tuple[str, str]]:
+    return sorted(k for k in a if k in b and math.isfinite(a[k]) and math.isfinite(b[k]))
+
+
+def agreement(predicted: Entries, measured: Entries, size: int | None = None, seed: int = 0) -> Agreement:
+    """Spearman's rho over the common entries; the Mantel p-value when they are a complete square kernel."""
+    common = _common(predicted, measured)
+    rho = spearman([predicted[k] for k in common], [measured[k] for k in common]) if common else math.nan
+    trains, tests = sorted({t for t, _ in common}), sorted({s for _, s in common})
+    if trains != tests or len(common) != len(trains) ** 2 or len(trains) < 3:
+        return Agreement(size, len(common), rho, math.nan, 0)
+    a = np.array([[predicted[(t, s)] for s in trains] for t in trains])
+    b = np.array([[measured[(t, s)] for s in trains] for t in trains])
+    return Agreement(size, len(common), rho, mantel(a, b, seed=seed).p_value, len(trains))
+
+
+def comparisons(results: list[dict]) -> list[tuple[_Kernel, _Kernel, list[Agreement]]]:
+    """(predicted, measured, [the agreement on the kernel, then at each curve size]) per pairing."""
+    measured = _kernels(results, predicted=False)
+    out = []
+    for key, kernel in sorted(_kernels(results, predicted=True).items(), key=lambda kv: str(kv[0])):
+        for mkey, other in sorted(measured.items(), key=lambda kv: str(kv[0])):
+            if mkey[:len(PAIRING)] != key[:len(PAIRING)] or not _common(kernel.entries, other.entries):
+                continue
+            found = [agreement(kernel.entries, other.entries)]
+            found += [agreement(kernel.entries, entries, size) for size, entries in sorted(other.curve.items())]
+            out.append((kernel, other, found))
+    return out
+
+
+def _rows(kernel: _Kernel, other: _Kernel) -> list[dict]:
+    cell = kernel.cell
+    base = {**{k: cell.get(k) for k in PAIRING}, "predicted_config": cell.get("config_id"),
+            "measured_scorer": other.cell.get("scorer"), "measured_config": other.cell.get("config_id")}
+    rows = []
+    for size, entries in [(None, other.entries), *sorted(other.curve.items())]:
+        for train, test in _common(kernel.entries, entries):
+            rows.append({**base, "size": "" if size is None else size, "train_skill": train, "test_skill": test,
+                         "predicted": kernel.entries[(train, test)], "measured": entries[(train, test)]})
+    return rows
+
+
+def _text(found: Agreement, unit: str) -> str:
+    where = "" if found.size is None else f"at {unit} {found.size}: "
+    p = f", Mantel p = {found.p_value:.3g} ({found.skills} skills)" if math.isfinite(found.p_value) else \
+        ", no Mantel test (the common entries are not a complete square kernel of 3+ skills)"
+    return f"{where}Spearman rho = {found.rho:.2f}{p} ({found.entries} entries)"
+
+
+def write_predicted(results: list[dict], out_dir: Path | str) -> list[str]:
+    """Write out_dir/predicted.csv (when any entk kernel has a measured partner) and return summary.md lines."""
+    found = comparisons(results)
+    if not found:
+        return []
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "predicted.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=PREDICTED_COLUMNS)
+        writer.writeheader()
+        for kernel, other, _ in found:
+            writer.writerows(_rows(kernel, other))
+    lines = ["## Predicted kernel (entk: one linearised SGD step) against the measured kernel", ""]
+    by_model: dict[str, list[str]] = defaultdict(list)
+    for kernel, other, agreements in found:
+        c = kernel.cell
+        head = (f"{c.get('model')}: predicted vs measured {c.get('learner')} kernel ({other.cell.get('scorer')}, "
+                f"{c.get('dataset')}, seed {c.get('seed')}, configs {c.get('config_id')}/{other.cell.get('config_id')})")
+        by_model[str(c.get("model"))].append(f"- {head}: " + "; ".join(_text(a, other.unit) for a in agreements))
+    for model in sorted(by_model):
+        lines += by_model[model]
+    return lines + [""]
