@@ -194,7 +194,8 @@ def run_cell(cell: Cell, tracker) -> dict:
         questions += per_question
         log.info("%s -> %s: delta %+.4f [%+.4f, %+.4f]", cell.train_skill, skill, row["delta"], row["ci_low"],
                  row["ci_high"])
-    from ntkeval.learning_curve import score_curve  # here: it builds on this module's stages
+    # imported here: the learning curve builds on this module's stages
+    from ntkeval.learning_curve import score_curve
 
     curve = score_curve(cell, stages)  # [] unless learner.curve lists adaptation sizes
     computed, cached = sum(cell.cache.misses.values()), sum(cell.cache.hits.values())

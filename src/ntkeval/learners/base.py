@@ -24,11 +24,11 @@ Optional (the cell and the preflight ask with getattr, so a user's learner may l
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Protocol
-
-from collections.abc import Sequence
 
 from ntkeval.backends.base import ModelSession
 from ntkeval.cache import StageCache
@@ -104,7 +104,7 @@ def checked_curve(curve: Any, least: int, most: int, limit: str) -> list[int] | 
         return None
     sizes = list(curve) if isinstance(curve, Sequence) and not isinstance(curve, (str, bytes)) else None
     ok = sizes is not None and all(isinstance(s, int) and not isinstance(s, bool) and least <= s <= most
-                                   for s in sizes) and all(a < b for a, b in zip(sizes, sizes[1:]))
+                                   for s in sizes) and all(a < b for a, b in pairwise(sizes))
     if not ok:
         shown = shorten(sizes if sizes is not None else curve)
         raise UserError(f"learner.curve={shown} is invalid; valid: null or a strictly increasing list of integers "

@@ -44,7 +44,7 @@ class InContextLearner:
     def curve_sizes(self) -> list[int]:
         return list(self.curve or [])
 
-    def at_size(self, size: int) -> "InContextLearner":
+    def at_size(self, size: int) -> InContextLearner:
         """The learner with the first `size` of its demonstrations (one draw, so each size is a prefix of the next);
         the full size is the learner itself (same key, so its cached scores serve the curve)."""
         if size == self.demos and self.prefix_of is None:

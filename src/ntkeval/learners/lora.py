@@ -62,7 +62,7 @@ class LoraLearner:
     def curve_sizes(self) -> list[int]:
         return list(self.curve or [])
 
-    def at_size(self, size: int) -> "LoraLearner":
+    def at_size(self, size: int) -> LoraLearner:
         """The learner tuned for `size` steps: constant-rate AdamW and a data order that does not depend on the number
         of steps make it the adapter this learner has after `size` of its steps (saved then: see _keep_snapshot)."""
         sized = copy.copy(self)  # its control (copy.copy too) is the control at `size` steps

@@ -22,7 +22,7 @@ def draw_curves(title: str, unit: str, curves: list, rows: list[dict], path: Pat
     fig = Figure(figsize=(7.0, 4.4), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    for (train, test), points in _pairs(rows).items():
+    for points in _pairs(rows).values():
         sizes = sorted(points)
         ax.plot(sizes, [points[s] for s in sizes], color="0.75", linewidth=0.7, zorder=1)
     for curve in curves:

@@ -74,7 +74,8 @@ def pair_group(train: str, test: str, groups: SkillGroups | None) -> str | None:
     if not deep:
         return "other group"
     surface = groups.surface
-    return "same group" if surface is None or groups.of_skill[train][surface] != groups.of_skill[test][surface] else None
+    other_surface = surface is None or groups.of_skill[train][surface] != groups.of_skill[test][surface]
+    return "same group" if other_surface else None
 
 
 def group_curves(rows: list[dict], groups: SkillGroups | None) -> list[GroupCurve]:
@@ -90,9 +91,10 @@ def group_curves(rows: list[dict], groups: SkillGroups | None) -> list[GroupCurv
         if not sizes:
             continue
         ordered = sorted(sizes)
-        mean = lambda key: [_mean([r.get(key) for r in sizes[s]]) for s in ordered]  # noqa: E731
+        means = {key: [_mean([r.get(key) for r in sizes[s]]) for s in ordered]
+                 for key in ("delta", "ci_low", "ci_high")}
         pairs = {(r["train_skill"], r["test_skill"]) for points in sizes.values() for r in points}
-        curves.append(GroupCurve(group, ordered, mean("delta"), mean("ci_low"), mean("ci_high"), len(pairs)))
+        curves.append(GroupCurve(group, ordered, means["delta"], means["ci_low"], means["ci_high"], len(pairs)))
     return curves
 
 
@@ -145,9 +147,9 @@ def write_curves(results: list[dict], out_dir: Path | str, groups: dict[tuple, S
     out_dir.mkdir(parents=True, exist_ok=True)
     groups = kernel_groups(results) if groups is None else groups
     _write_csv(out_dir / "curves.csv", CURVE_COLUMNS, rows)
-    speed, lines = [], ["## Learning curves", "",
-                        f"Mean delta per group against adaptation size; the size to reach half the group's largest "
-                        f"mean delta, and to reach {FIXED_THRESHOLD:+.2f} (report/speed.csv, report/curves.csv).", ""]
+    intro = (f"Mean delta per group against adaptation size; the size to reach half the group's largest mean delta, "
+             f"and to reach {FIXED_THRESHOLD:+.2f} (report/speed.csv, report/curves.csv).")
+    speed, lines = [], ["## Learning curves", "", intro, ""]
     for key, identity_rows in by_identity(rows).items():
         identity = dict(zip(TABLE_IDENTITY, key))
         unit = str(identity_rows[0].get("unit") or "size")
