@@ -17,6 +17,7 @@ from ntkeval.data.base import DataSet
 from ntkeval.formats.base import AnswerFormat
 from ntkeval.formats.direct import DirectFormat
 from ntkeval.learners.base import Adaptation, AdaptationRecord, AdaptContext, Learner
+from ntkeval.learning_curve import curve_sizes, curve_unit, mirror_curve, sized_cell
 from ntkeval.prompts import PromptFormat
 from ntkeval.scorers.base import Role, Roles, Scorer, Stage
 
@@ -130,11 +131,13 @@ class Cell:
 class _Stages:
     """Adaptations of one cell and the models they give, each built only when the stage cache does not hold it."""
 
-    def __init__(self, cell: Cell):
+    def __init__(self, cell: Cell, session: ModelSession | None = None, suffix: str = ""):
         self.cell = cell
-        self.session = cell.model.session(cell.device)  # nothing loads until a stage needs the model
+        # nothing loads until a stage needs the model; a learning curve's sizes share the cell's session
+        self.session = session if session is not None else cell.model.session(cell.device)
         self.context = cell.context(self.session)
         self.adaptations: dict[str, Adaptation] = {}
+        self.suffix = suffix  # adapters load under names of their own per curve size (tune-skill@10)
 
     def adaptation(self, learner) -> Adaptation:
         """The learner's adaptation (a prefix or an adapter on disk); cheap when the stage cache holds it."""
@@ -148,7 +151,7 @@ class _Stages:
         adapted = Adaptation() if role.learner is None else self.adaptation(role.learner)
         adapter = None
         if adapted.adapter_dir is not None:
-            adapter = role.name
+            adapter = f"{role.name}{self.suffix}"
             self.session.load_adapter(adapter, adapted.adapter_dir)
         with self.session.language_model(adapter) as lm:
             yield lm, adapted.prefix
@@ -194,9 +197,6 @@ def run_cell(cell: Cell, tracker) -> dict:
         questions += per_question
         log.info("%s -> %s: delta %+.4f [%+.4f, %+.4f]", cell.train_skill, skill, row["delta"], row["ci_low"],
                  row["ci_high"])
-    # imported here: the learning curve builds on this module's stages
-    from ntkeval.learning_curve import score_curve
-
     curve = score_curve(cell, stages)  # [] unless learner.curve lists adaptation sizes
     computed, cached = sum(cell.cache.misses.values()), sum(cell.cache.hits.values())
     log.info("stages: %d computed, %d from the cache%s", computed, cached, "" if computed else " (nothing recomputed)")
@@ -209,6 +209,21 @@ def run_cell(cell: Cell, tracker) -> dict:
     atomic_write_text(cell.out_dir / "result.json", json.dumps(result, indent=1))
     mirror_to_tracker(tracker, result, questions, stages)
     return result
+
+
+def score_curve(cell: Cell, stages: _Stages) -> list[dict]:
+    """The learning curve (ntkeval.learning_curve): one row per (size, test skill), {"size", "unit", and the scorer's
+    kernel row}, the learner and its control at each size of learner.curve scored in the cell's model session; []
+    when the learner has no curve."""
+    rows, unit = [], curve_unit(cell.learner)
+    for size in curve_sizes(cell.learner):
+        sized = _Stages(sized_cell(cell, size), stages.session, suffix=f"@{size}")
+        for skill in cell.test_skills:
+            row, _questions = cell.scorer.compare(SkillView(sized, skill))
+            rows.append({"size": size, "unit": unit, **row})
+            log.info("curve %s=%d: %s -> %s: delta %+.4f [%+.4f, %+.4f]", unit, size, cell.train_skill, skill,
+                     row["delta"], row["ci_low"], row["ci_high"])
+    return rows
 
 
 def recorded_groups(cell: Cell) -> dict:
@@ -258,8 +273,6 @@ def mirror_to_tracker(tracker, result: dict, questions: list[dict], stages: _Sta
     if questions:
         columns = list(questions[0])
         tracker.table("questions", columns, [[q[c] for c in columns] for q in questions])
-    from ntkeval.learning_curve import mirror_curve
-
     mirror_curve(tracker, result)  # the learning curve's table and curve/<size>/delta_mean, if it has one
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ntkeval.data.base import SkillGroups
+from ntkeval.report.curve_figure import draw_curves
 from ntkeval.report.recorded_groups import kernel_groups
 from ntkeval.report.structure import groups_key
 from ntkeval.report.tables import TABLE_IDENTITY, KernelTable, finite, table_key
@@ -138,8 +139,6 @@ def figure_name(key: tuple) -> str:
 def write_curves(results: list[dict], out_dir: Path | str, groups: dict[tuple, SkillGroups] | None = None) -> list[str]:
     """Write curves.csv, speed.csv and one figure per identity to `out_dir` (nothing when no cell has a curve);
     return the summary.md lines. `groups`: kernel_groups(results), computed here when not given."""
-    from ntkeval.report.curve_figure import draw_curves
-
     rows = curve_rows(results)
     if not rows:
         return []

@@ -22,9 +22,11 @@ import sys
 from pathlib import Path
 
 from ntkeval.report.comparisons import COMPARISON_COLUMNS, ComparisonReport, write_comparisons
+from ntkeval.report.curves import write_curves
 from ntkeval.report.heatmaps import plot_kernels
 from ntkeval.report.kernel_pairs import AXES
 from ntkeval.report.pooling import pooled_results, question_rows, seed_summary_lines
+from ntkeval.report.predicted import write_predicted
 from ntkeval.report.recorded_groups import kernel_groups
 from ntkeval.report.structure import STRUCTURE_COLUMNS, Contrast, structure_stats
 from ntkeval.report.sweep_grid import Problem, find_problems, natural_key, relaunch_command
@@ -236,14 +238,19 @@ def main(argv: list[str] | None = None) -> int:
         if pooled:
             write_kernel_csv(pooled, out_dir / "kernel_pooled.csv", POOLED_COLUMNS)
         pngs = plot_kernels(results + pooled, out_dir)
-        stats = structure_stats(kernel_rows(results) + kernel_rows(pooled), kernel_groups(results),
-                                questions=questions)
+        groups = kernel_groups(results)
+        stats = structure_stats(kernel_rows(results) + kernel_rows(pooled), groups, questions=questions)
         write_structure(stats, tables, pngs, out_dir)
         compared = write_comparisons(results + pooled, questions, out_dir, args.compare)
-        extra = seed_summary_lines(pooled) + write_transfer(kernel_rows(results) + kernel_rows(pooled), questions,
-                                                            kernel_groups(results, warn=lambda _: None), out_dir)
-        extra += compared.summary_lines()
-        with open(out_dir / "summary.md", "a") as f:  # after the structure: seed variation, simple to complex
+        # the kernel science after the structure: seed variation, simple to complex, comparisons of kernels,
+        # learning curves, the predicted kernel against the measured one
+        science = {"transfer.csv": write_transfer(kernel_rows(results) + kernel_rows(pooled), questions, groups,
+                                                  out_dir),
+                   "comparisons.csv": compared.summary_lines(),  # its notes too (pairs skipped, and why)
+                   "curves.csv, speed.csv": write_curves(results, out_dir, groups),
+                   "predicted.csv": write_predicted(results, out_dir)}
+        extra = seed_summary_lines(pooled) + [line for lines in science.values() for line in lines]
+        with open(out_dir / "summary.md", "a") as f:
             f.write("".join(f"{line}\n" for line in ["", *extra]) if extra else "")
         problems = [p for d in args.sweep_dirs for p in find_problems(d, [r for r in results if Path(
             r["result_path"]).is_relative_to(d)], notes)]
@@ -258,7 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     if compared.lines():  # the comparisons of kernels, e.g. in-context learning against tuning
         print("\n".join(compared.lines()) + "\n")
     print(text, end="")
-    extra = (", kernel_pooled.csv" if pooled else "") + (", comparisons.csv" if compared.csv_path else "")
+    written = (["kernel_pooled.csv"] if pooled else []) + [name for name, lines in science.items() if lines and (
+        name != "comparisons.csv" or compared.csv_path)]
+    extra = "".join(f", {name}" for name in written)
     print(f"wrote {csv_path}{extra}, structure.csv, summary.md, {len(pngs)} heatmap(s) and problems.txt to {out_dir}")
     if args.wandb:
         run_dir = mirror_to_wandb(args.sweep_dirs[0], out_dir, results, stats, pngs, args.wandb, compared)
