@@ -42,15 +42,19 @@ class CountSketch:
         """r(i) uniform on [0, 2d): bucket h(i) = r mod d, sign s(i) = +1 if r < d else -1."""
         digest = hashlib.sha256(f"{self.seed}:{name}:{start}".encode()).digest()
         generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
-        return torch.randint(0, 2 * self.dim, (size,), generator=generator)
+        return torch.randint(0, 2 * self.dim, (size,), generator=generator, dtype=torch.int32)
 
     def add(self, out: torch.Tensor, name: str, values: torch.Tensor) -> None:
-        """out += S(values) for the parameter tensor `name` (out: float64 of length dim, on the CPU)."""
+        """out += S(values) for the parameter tensor `name` (out: float64 of length dim, on the CPU). Each chunk is
+        summed in the values' precision (float32 for a float32 model: ~4M / 2d terms a bucket) then in float64."""
         flat = values.detach().reshape(-1)
+        dtype = torch.float64 if flat.dtype == torch.float64 else torch.float32
         signed = torch.zeros(2 * self.dim, dtype=torch.float64)  # [positive buckets, negative buckets]: no sign pass
+        part = torch.zeros(2 * self.dim, dtype=dtype)
         for start in range(0, flat.numel(), SKETCH_CHUNK):
-            chunk = flat[start:start + SKETCH_CHUNK].to("cpu", torch.float64)
-            signed.index_add_(0, self._draws(name, start, chunk.numel()), chunk)
+            chunk = flat[start:start + SKETCH_CHUNK].to("cpu", dtype)
+            part.zero_().index_add_(0, self._draws(name, start, chunk.numel()), chunk)
+            signed += part
         out += signed[:self.dim] - signed[self.dim:]
 
     def __call__(self, named: dict[str, torch.Tensor]) -> torch.Tensor:
