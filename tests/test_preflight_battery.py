@@ -80,15 +80,15 @@ BATTERY = [
     Case(("model=smollm2", "model.wheel=/nonexistent.whl"), "model.wheel='/nonexistent.whl'", "an existing file",
          "schema", cli=False),
     # keys that do not exist
-    Case(("learner.lora.r=0",), "learner.lora.r", "valid keys of learner: control_name, demos", "text"),
-    Case(("+learner.foo=1",), "learner.foo", "valid keys of learner: control_name, demos", "schema"),
+    Case(("learner.lora.r=0",), "learner.lora.r", "valid keys of learner: control_name, curve, demos", "text"),
+    Case(("+learner.foo=1",), "learner.foo", "valid keys of learner: control_name, curve, demos", "schema"),
     # a class the schema does not declare: imported, its keys checked against its constructor
     Case(("model._target_=mine.Model",), "model._target_='mine.Model'", "cannot be imported (ModuleNotFoundError",
          "schema", cli=False),
-    Case(("learner._target_=toy_extensions.PrefixLearner", "~learner.source", "learner.demos=3"),
+    Case(("learner._target_=toy_extensions.PrefixLearner", "~learner.source", "~learner.curve", "learner.demos=3"),
          "unknown key 'learner.demos'", "(toy_extensions.PrefixLearner): control_name, instruction, name, shots",
          "schema"),
-    Case(("learner._target_=toy_extensions.PrefixLearner", "~learner.source", "~learner.demos", "+learner.shots=two"),
+    Case(("learner._target_=toy_extensions.PrefixLearner", "~learner.source", "~learner.curve", "~learner.demos", "+learner.shots=two"),
          "learner.shots='two'", "an integer", "schema", cli=False),
     Case(("logger=none", "logger._target_=string.Template"), "logger.template", "set it on the command line", "schema", cli=False),
     # what the data set or the full build finds
