@@ -152,6 +152,19 @@ def test_dry_run_counts_the_work_after_deduplication(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
+def test_dry_run_counts_a_learning_curves_scorings_and_no_extra_tuning(tmp_path):
+    done = ntkeval("-m", "model=tiny", "learner=icl-skill,tune-skill", "tuning.steps=4", "learner.curve=[2,4]",
+                   "pair.train=add/question", "pair.test=[add/question,mul/question]", "dry_run=true",
+                   f"cache_dir={tmp_path}/c", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    # tunings: tune-skill and tune-base at 4 steps; their 2-step adapters are snapshots of those runs
+    assert "tunings: 2 to run, 0 cached" in done.stdout
+    # 2 test skills x (base 1 + icl-standard 1 + icl-skill 1 + tune-base 1 + tune-skill 1 = 5 main score sets,
+    # + icl curve (8 demonstrations in full): sizes 2 and 4, 2 roles each,
+    # + tune curve: size 2 (2 roles), size 4 = the main ones) = 2 x 11
+    assert "scorings (role x test skill): 22 to run, 0 cached" in done.stdout
+
+
 @pytest.mark.parametrize("args, bad, choice", [
     (["model=gpt5"], "'gpt5'", "codellama"),
     (["learner=icl"], "'icl'", "icl-skill"),

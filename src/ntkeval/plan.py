@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ntkeval.cache import stable_hash
+from ntkeval.learning_curve import curve_sizes, sized_cell
 
 
 @dataclass
@@ -22,11 +23,14 @@ class GridPlan:
 
 
 def plan_grid(cells: list) -> GridPlan:
-    """Count each distinct stage once across the grid; a tuning counts only if a score that needs it is missing."""
+    """Count each distinct stage once across the grid; a tuning counts only if a score that needs it is missing.
+    A learning curve's sizes add their scorings; their adapters are snapshots saved while the full one trains, so
+    they add no tunings."""
     plan = GridPlan(cells=len(cells))
     seen_scores: set[str] = set()
     seen_stages: set[str] = set()
-    for cell in cells:
+    sized = [(sized_cell(cell, size), False) for cell in cells for size in curve_sizes(cell.learner)]
+    for cell, tunes in [(cell, True) for cell in cells] + sized:
         context = cell.context()
         for stage in cell.scorer.stages(cell.roles()):
             for skill in cell.test_skills:
@@ -40,7 +44,7 @@ def plan_grid(cells: list) -> GridPlan:
                     continue
                 plan.scorings += 1
                 learner = stage.role.learner
-                tuning = learner.stage(context) if learner is not None else None
+                tuning = learner.stage(context) if learner is not None and tunes else None
                 if tuning is not None and stable_hash(tuning) not in seen_stages:
                     seen_stages.add(stable_hash(tuning))
                     if cell.cache.has(*tuning):
