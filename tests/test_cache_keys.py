@@ -47,6 +47,11 @@ COMBINATION_ONLY = {
     "scorer.estimates": "which estimates are formed from the same samples, and which one is the row's delta",
     "scorer.k": "which maj@k are formed from the same samples (one draw of max(k)), and which one is the row's delta",
 }
+# Settings that add results beside the kernel without changing it: the cell id changes (its result.json holds more),
+# config_id and the kernel's stage keys do not (the added results' stages carry keys of their own).
+CELL_ID_ONLY = {
+    "learner.curve": "which adaptation sizes are also scored (the learning curve); the full-size kernel is the same",
+}
 # The sandbox limits of program answers: unused with the direct format, whose answers are never programs (the
 # scorers key them for every reasoning format; test_program_limits_key_the_cells_of_program_formats checks pot's).
 PROGRAM_LIMITS = ("scorer.program_timeout_s", "scorer.program_memory_mb")
@@ -146,6 +151,8 @@ def candidates(path: str, value, tmp_path: Path) -> list:
         return [5]
     if path == "learner.evolve":
         return ["depth"] if value is None else [None]
+    if path == "learner.curve":
+        return [[2], [1]]  # a size within every learner's range (2 demonstrations or 2 steps)
     if path == "learner.reward":
         return [["correct", "process"], ["correct"]]
     if path == "device":
@@ -227,6 +234,10 @@ def check_option(compose_config, group: str, option: str, tmp_path: Path) -> tup
         if reason is not None:
             if (new_id, new_config, new_keys) != (cell_id, config_id, keys):
                 misses.append(f"{group}={option}: {path} is listed as neutral ({reason}) but changes the keys")
+            continue
+        if path in CELL_ID_ONLY:
+            if new_id == cell_id or (new_config, new_keys) != (config_id, keys):
+                misses.append(f"{group}={option}: {path} must change the cell id only ({CELL_ID_ONLY[path]})")
             continue
         if new_id == cell_id:
             misses.append(f"{group}={option}: {path}={value!r} -> changed value keeps the cell id")
