@@ -63,6 +63,7 @@ IMPLEMENTATIONS = [
     ("ntkeval.scorers.base.Scorer", "ntkeval.scorers.exact.ExactScorer", None),
     ("ntkeval.scorers.base.Scorer", "ntkeval.scorers.sampled.SampledScorer", None),
     ("ntkeval.scorers.base.Scorer", "ntkeval.scorers.ntk.NtkScorer", None),
+    ("ntkeval.scorers.base.Scorer", "ntkeval.scorers.entk.EntkScorer", None),
     ("ntkeval.scorers.base.Scorer", "toy_extensions.GreedyScorer", None),
     ("ntkeval.data.base.DataSet", "ntkeval.data.arith.ArithDataset", None),
     ("ntkeval.data.base.DataSet", "ntkeval.data.khanskill.KhanSkillDataset", None),
