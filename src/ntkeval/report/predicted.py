@@ -22,7 +22,8 @@ import numpy as np
 from ntkeval.stats.mantel import mantel, spearman
 
 ENTK = "entk"
-PAIRING = ("model", "learner", "dataset", "test_dataset", "format", "seed")  # what a predicted and a measured kernel share
+# what a predicted and a measured kernel share
+PAIRING = ("model", "learner", "dataset", "test_dataset", "format", "seed")
 PREDICTED_COLUMNS = ["model", "learner", "dataset", "test_dataset", "format", "seed", "predicted_config",
                      "measured_scorer", "measured_config", "size", "train_skill", "test_skill", "predicted", "measured"]
 
@@ -112,9 +113,11 @@ def _rows(kernel: _Kernel, other: _Kernel) -> list[dict]:
 
 def _text(found: Agreement, unit: str) -> str:
     where = "" if found.size is None else f"at {unit} {found.size}: "
-    p = f", Mantel p = {found.p_value:.3g} ({found.skills} skills)" if math.isfinite(found.p_value) else \
-        ", no Mantel test (the common entries are not a complete square kernel of 3+ skills)"
-    return f"{where}Spearman rho = {found.rho:.2f}{p} ({found.entries} entries)"
+    if math.isfinite(found.p_value):
+        return (f"{where}Spearman rho = {found.rho:.2f}, Mantel p = {found.p_value:.3g} ({found.skills} skills, "
+                f"{found.entries} entries)")
+    return (f"{where}Spearman rho = {found.rho:.2f} ({found.entries} entries; no Mantel test: they are not a "
+            "complete square kernel of 3 or more skills)")
 
 
 def write_predicted(results: list[dict], out_dir: Path | str) -> list[str]:
@@ -133,8 +136,9 @@ def write_predicted(results: list[dict], out_dir: Path | str) -> list[str]:
     by_model: dict[str, list[str]] = defaultdict(list)
     for kernel, other, agreements in found:
         c = kernel.cell
+        configs = f"{c.get('config_id')}/{other.cell.get('config_id')}"
         head = (f"{c.get('model')}: predicted vs measured {c.get('learner')} kernel ({other.cell.get('scorer')}, "
-                f"{c.get('dataset')}, seed {c.get('seed')}, configs {c.get('config_id')}/{other.cell.get('config_id')})")
+                f"{c.get('dataset')}, seed {c.get('seed')}, configs {configs})")
         by_model[str(c.get("model"))].append(f"- {head}: " + "; ".join(_text(a, other.unit) for a in agreements))
     for model in sorted(by_model):
         lines += by_model[model]

@@ -87,6 +87,12 @@ class EntkScorer:
                             "per question")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise UserError(f"scorer.batch_size={self.batch_size!r} is invalid; valid: an integer >= 1")
+        self._reasoning_format: str | None = None
+
+    def bind_format(self, answer_format) -> None:
+        """The cell's answer format (the cell calls this first): entk differentiates the bare answer, as scorer=exact
+        teacher-forces it, so validate refuses a format that writes a solution before the answer."""
+        self._reasoning_format = answer_format.name if getattr(answer_format, "reasoning", False) else None
 
     def identity(self) -> dict:
         return {"name": "entk", "params": self.params, "projection": self.projection, "rule": SCORING_RULE_VERSION,
@@ -94,6 +100,10 @@ class EntkScorer:
 
     def validate(self, learner) -> None:
         """A LoRA learner tuned on texts, with a control of the same kind; before any model loads."""
+        if self._reasoning_format is not None:
+            raise UserError(f"scorer=entk cannot predict format={self._reasoning_format}: it differentiates log p of "
+                            "the bare answer, as scorer=exact teacher-forces it, and a reasoning format writes a "
+                            "solution first; expected format=direct")
         control = learner.control()
         if control is None:
             raise UserError(f"scorer=entk needs a learner with a control; learner={learner.name} has none (it is "
@@ -193,7 +203,7 @@ def predicted_entry(view, learner: list[dict], control: list[dict], lr_learner: 
                           "logp_base": lq["logp"], "p_base": p, "dot_learner": lq["dot"], "dot_control": cq["dot"],
                           "predicted_learner": pl, "predicted_control": pc, "delta": pl - pc})
     n = len(questions)
-    mean = lambda key: sum(q[key] for q in questions) / n  # noqa: E731
+    mean = lambda key: sum(q[key] for q in questions) / n
     deltas = [q["delta"] for q in questions]
     ci = mean_interval(deltas, seed=view.seed, method="bca", bounds=None)
     se = float(np.std(deltas, ddof=1) / math.sqrt(n)) if n > 1 else float("nan")

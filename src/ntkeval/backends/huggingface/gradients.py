@@ -19,7 +19,7 @@ import torch
 
 from ntkeval.backends.base import GradientSpec
 from ntkeval.backends.huggingface.tokenization import encode_pair, pad_id
-from ntkeval.backends.huggingface.training import _collate  # the tuning's own answer-token labels
+from ntkeval.backends.huggingface.training import _collate
 from ntkeval.progress import progress
 
 GRADIENT_ADAPTER = "entk-gradients"  # a name no learner uses: the adapter lives only inside session_gradients
@@ -87,7 +87,7 @@ def answer_gradients(model, tokenizer, texts: list[tuple[str, str]], params: dic
     model.eval()
     with torch.enable_grad():
         for batch in progress(batches, desc=desc, total_items=len(pairs)) if desc else batches:
-            ids, mask, labels = _collate([pairs[i] for i in batch], pad, device)
+            ids, mask, labels = _collate([pairs[i] for i in batch], pad, device)  # the tuning's own labels
             logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
             if logits.dtype not in (torch.float32, torch.float64):  # as the tuning does: half precision upcast
                 logits = logits.float()

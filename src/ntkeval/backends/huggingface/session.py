@@ -78,7 +78,7 @@ class HFSession:
         self._adapters.discard(name)
         if self._adapters:
             if name in self._peft.active_adapters:  # switch first: peft warns when the active adapter goes
-                self._peft.set_adapter(sorted(self._adapters)[0])
+                self._peft.set_adapter(min(self._adapters))
             self._peft.delete_adapter(name)
         else:
             self._model, self._peft = self._peft.unload(), None
