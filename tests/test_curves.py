@@ -153,6 +153,18 @@ def test_a_lora_curve_trains_only_the_full_adapters_and_its_snapshots_are_exact_
     assert trained == [] and again["cache"]["misses"] == {} and again["curve"] == result["curve"]
 
 
+def test_a_curve_asked_for_after_the_full_adapters_were_cached_trains_its_sizes_beside_them(tmp_path):
+    """The full adapters are cached by a run without a curve; the curve's sizes then train themselves in the session
+    that holds the full adapters under the same learner names, and give the numbers of a fresh curve run."""
+    first = make_cell(tmp_path, tune(steps=4), cache="later")
+    first.test_skills = TESTS[:1]  # so the curve cell scores its main kernel again: the full adapters get loaded
+    run_cell(first, NullTracker())
+    later = run_cell(make_cell(tmp_path, tune(steps=4, curve=[2, 4]), cache="later"), NullTracker())
+    fresh = run_cell(make_cell(tmp_path, tune(steps=4, curve=[2, 4]), cache="fresh"), NullTracker())
+    assert later["tests"] == fresh["tests"] and later["curve"] == fresh["curve"]
+    assert later["curve"][0]["delta"] != later["tests"][0]["delta"]  # size 2 is not the full adapter's number
+
+
 def test_the_curve_is_mirrored_as_a_table_and_a_mean_per_size():
     class Recording(NullTracker):
         def __init__(self):

@@ -114,6 +114,7 @@ class HFSession:
         """Add a fresh LoRA adapter (`config`: a peft.LoraConfig), train it on (prompt, target) texts, save it in
         out_dir; return the loss per step. Resumes from `checkpoint` when a killed run left one. After each step s
         of settings.snapshots, on_snapshot(s, a temporary directory holding the adapter saved then, the losses)."""
+        name, loaded = self._training_name(name), name
         torch.manual_seed(settings.seed)  # the same adapter initialisation for every learner of one seed
         model = self.new_adapter(name, config)
 
@@ -128,18 +129,34 @@ class HFSession:
                           on_snapshot=snapshot if on_snapshot is not None else None)
         if out_dir is not None:
             self.save_adapter(name, out_dir)
+        if name != loaded:
+            self.remove_adapter(name)  # the session keeps the adapter it had under that name, unchanged
         return loss
+
+    def _training_name(self, name: str) -> str:
+        """`name`, or a free name when an adapter of that name is already loaded here: a learning curve's size
+        trains under its learner's name while the full adapter of that name is loaded for scoring (its cache was
+        filled before the curve was asked for), and the loaded adapter must stay what it is."""
+        if name not in self._adapters:
+            return name
+        number = 2
+        while f"{name}#{number}" in self._adapters:
+            number += 1
+        return f"{name}#{number}"
 
     def train_policy(self, name: str, config, prompts: list[str], reward: RewardFunction, settings: PolicySettings,
                      desc: str = "GRPO", checkpoint: Path | None = None, out_dir: Path | None = None) -> PolicyLog:
         """Add a fresh LoRA adapter and train it with GRPO on `prompts` scored by `reward` (policy_training), save
         it in out_dir; return the loss and mean rewards per step. Resumes from `checkpoint` when a killed run left one."""
+        name, loaded = self._training_name(name), name
         torch.manual_seed(settings.seed)  # the same adapter initialisation for every learner of one seed
         model = self.new_adapter(name, config)
         trained = train_policy(model, self.tokenizer, prompts, reward, settings, adapter=name, checkpoint=checkpoint,
                                desc=desc)
         if out_dir is not None:
             self.save_adapter(name, out_dir)
+        if name != loaded:
+            self.remove_adapter(name)
         return trained
 
     @contextmanager
