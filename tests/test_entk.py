@@ -336,12 +336,13 @@ def test_the_mantel_test_rejects_at_its_level_under_the_null(skills, effects):
 
 # ---- settings -----------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("args,shows", [
-    (["scorer.params=full"], "scorer.projection=null is invalid with scorer.params=full"),
-    (["scorer.projection=0"], "scorer.projection=0 is invalid"),
-    (["scorer.params=sketch"], "scorer.params='sketch' is invalid"),
-    (["learner=icl-skill"], "learner=icl-skill is no such learner"),
-    (["learner=tune-base"], "learner=tune-base has none"),
-    (["format=cot"], "scorer=entk cannot predict format=cot"),
+    (["learner=tune-skill", "scorer.params=full"], "scorer.projection=null is invalid with scorer.params=full"),
+    (["learner=tune-skill", "scorer.projection=0"], "scorer.projection=0 is invalid"),
+    (["learner=tune-skill", "scorer.params=sketch"], "scorer.params='sketch' is invalid"),
+    (["learner=icl-skill"], "learner=icl-skill is no such learner"),  # the default learner: caught by the schema
+    (["learner=tune-rl"], "learner=tune-rl is no such learner"),
+    (["learner=tune-base"], "learner=tune-base has no control for scorer=entk"),
+    (["learner=tune-skill", "format=cot"], "scorer=entk cannot predict format=cot"),
 ])
 def test_bad_entk_settings_are_one_line_before_any_model_loads(args, shows, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -352,7 +353,8 @@ def test_bad_entk_settings_are_one_line_before_any_model_loads(args, shows, tmp_
 
 
 def test_the_command_refuses_full_gradients_without_a_projection(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "ntkeval", "scorer=entk", "scorer.params=full", "model=tiny"],
+    done = subprocess.run([sys.executable, "-m", "ntkeval", "scorer=entk", "scorer.params=full", "model=tiny",
+                           "learner=tune-skill"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 2 and "scorer.projection=null" in done.stderr and "Traceback" not in done.stderr
 

@@ -19,7 +19,11 @@ _CONTROL_SETTING = {
     "ntkeval.learners.rl.RlLearner": ("reward", ["format"]),
 }
 _OPRO, _OPRO_START = "ntkeval.learners.opro.OproLearner", "ntkeval.learners.opro.StartInstruction"
-_NEEDS_CONTROL = {"ntkeval.scorers.ntk.NtkScorer": "ntk"}
+_ENTK = "ntkeval.scorers.entk.EntkScorer"
+_NEEDS_CONTROL = {"ntkeval.scorers.ntk.NtkScorer": "ntk", _ENTK: "entk"}
+# learners whose adaptation is not LoRA tuning on texts: the predicted kernel (scorer=entk) has nothing to linearise
+_NOT_TUNED_ON_TEXTS = (_ICL, "ntkeval.learners.rl.RlLearner", "ntkeval.learners.opro.OproLearner",
+                       "ntkeval.learners.opro.StartInstruction")
 _EXACT = "ntkeval.scorers.exact.ExactScorer"
 _DIRECT = "ntkeval.formats.direct.DirectFormat"
 REASONING_SCORERS = "sampled, ntk, majority, verify, process"  # as ntkeval.formats.writing says (no import: no torch)
@@ -50,10 +54,15 @@ def relation_problems(config: dict[str, Any]) -> list[str]:
                         f"reasoning format writes a solution first; expected a scorer that samples "
                         f"({REASONING_SCORERS}), or format=direct")
     scorer_name = _NEEDS_CONTROL.get(scorer.get("_target_"))
-    if scorer_name and has_control(learner) is False:
-        problems.append(f"learner={learner.get('name')} has no control for scorer={scorer_name} to sample from (it "
-                        "is compared with the untouched model); expected a learner with a control (icl-skill, "
-                        "tune-skill), or scorer=exact / scorer=sampled")
+    if scorer.get("_target_") == _ENTK and learner.get("_target_") in _NOT_TUNED_ON_TEXTS:
+        problems.append(f"scorer=entk predicts LoRA tuning on training texts; learner={learner.get('name')} is no "
+                        "such learner; valid choices: tune-skill, tune-augment, tune-rft")
+    elif scorer_name and has_control(learner) is False:
+        what, valid = (("to sample from", "icl-skill, tune-skill") if scorer_name == "ntk" else
+                       ("to predict against", "tune-skill, tune-augment, tune-rft"))
+        problems.append(f"learner={learner.get('name')} has no control for scorer={scorer_name} {what} (it "
+                        f"is compared with the untouched model); expected a learner with a control ({valid}), or "
+                        "scorer=exact / scorer=sampled")
     demos, n_train = learner.get("demos"), dataset.get("n_train")
     if (learner.get("_target_") == _ICL and learner.get("source") == "skill" and isinstance(demos, int)
             and isinstance(n_train, int) and demos > n_train):
