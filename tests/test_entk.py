@@ -272,6 +272,9 @@ def test_the_predicted_delta_is_lr_p_dot_computed_apart(tmp_path):
         assert np.allclose([r["delta"] for r in got], expected, rtol=1e-5, atol=0)
         assert np.allclose([r["p_base"] for r in got], p, rtol=1e-5)
         assert test["delta"] == pytest.approx(expected.mean(), rel=1e-5)
+        logp = 0.05 * (g @ means[0] - g @ means[1])  # the same step's change of log p, before the factor p
+        assert np.allclose([r["delta_logp"] for r in got], logp, rtol=1e-5, atol=0)
+        assert test["delta_logp"] == pytest.approx(logp.mean(), rel=1e-5)
         assert test["ci_low"] <= test["delta"] <= test["ci_high"] and test["n"] == 3
         assert test["delta"] == pytest.approx(test["p_learner"] - test["p_control"], rel=1e-6)
         assert abs(test["delta"]) > 0
@@ -369,12 +372,13 @@ def test_the_dry_run_counts_entk_stages_and_no_tuning(tmp_path, monkeypatch, cap
 
 
 # ---- the report ---------------------------------------------------------------------------------------------------
-def fake_result(scorer: str, config: str, kernel: dict, curve: dict | None = None) -> list[dict]:
+def fake_result(scorer: str, config: str, kernel: dict, curve: dict | None = None, logp: dict | None = None) -> list[dict]:
     results = []
     for train in sorted({t for t, _ in kernel}):
         cell = {"model": "tiny", "learner": "tune-skill", "dataset": "arith", "test_dataset": "arith",
                 "format": "direct", "seed": 0, "scorer": scorer, "config_id": config, "train_skill": train}
-        tests = [{"test_skill": s, "delta": d} for (t, s), d in kernel.items() if t == train]
+        tests = [{"test_skill": s, "delta": d, **({"delta_logp": logp[(t, s)]} if logp else {})}
+                 for (t, s), d in kernel.items() if t == train]
         rows = [{"size": size, "unit": "steps", "test_skill": s, "delta": d}
                 for size, entries in (curve or {}).items() for (t, s), d in entries.items() if t == train]
         results.append({"status": "done", "cell": cell, "tests": tests, **({"curve": rows} if rows else {})})
@@ -401,6 +405,19 @@ def test_the_report_pairs_predicted_with_measured_kernels(tmp_path):
                  and r["test_skill"] == "c")
     assert float(first["measured"]) == measured[("b", "c")] and float(first["predicted"]) == predicted[("b", "c")]
     assert write_predicted(fake_result("exact", "m1", measured), tmp_path / "none") == []
+
+
+def test_the_predicted_change_of_log_p_is_reported_beside_that_of_p(tmp_path):
+    skills = ["a", "b", "c"]
+    measured = {(t, s): float(3 * i + j) for i, t in enumerate(skills) for j, s in enumerate(skills)}
+    in_p = {k: -v for k, v in measured.items()}   # the factor p reversed the order
+    in_logp = {k: v / 10 for k, v in measured.items()}  # the step itself ranks as the measurement
+    lines = write_predicted(fake_result("entk", "p1", in_p, logp=in_logp) + fake_result("exact", "m1", measured),
+                            tmp_path)
+    assert "Spearman rho = -1.00, Mantel p = 1; change of log p: rho = 1.00, Mantel p = 0.167" in "\n".join(lines)
+    with open(tmp_path / "predicted.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {float(r["predicted_logp"]) for r in rows} == set(in_logp.values())
 
 
 # ---- smollm2 ------------------------------------------------------------------------------------------------------

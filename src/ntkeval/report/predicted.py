@@ -4,7 +4,8 @@ Each entk kernel is paired with every measured kernel (any other scorer, e.g. ex
 data sets, answer format and seed, over the (train, test) entries both hold; kernels of different configurations
 (config_id) stay separate comparisons. Per comparison: Spearman's rho of predicted against measured deltas and, when
 the common entries form a complete square kernel, the Mantel p-value (ntkeval.stats.mantel: skill labels permuted
-jointly by rows and columns). When the measured cells hold a learning curve (result.json "curve": rows of size,
+jointly by rows and columns); for the predicted change of p (delta) and of log p (delta_logp: the step before the
+factor p, which shrinks every prediction for questions the untouched model rarely gets right). When the measured cells hold a learning curve (result.json "curve": rows of size,
 test_skill, delta), the same numbers at each size: does one linearised step rank the skills as tuning does after s
 steps?
 """
@@ -25,7 +26,8 @@ ENTK = "entk"
 # what a predicted and a measured kernel share
 PAIRING = ("model", "learner", "dataset", "test_dataset", "format", "seed")
 PREDICTED_COLUMNS = ["model", "learner", "dataset", "test_dataset", "format", "seed", "predicted_config",
-                     "measured_scorer", "measured_config", "size", "train_skill", "test_skill", "predicted", "measured"]
+                     "measured_scorer", "measured_config", "size", "train_skill", "test_skill", "predicted",
+                     "predicted_logp", "measured"]
 
 Entries = dict[tuple[str, str], float]  # (train skill, test skill) -> delta
 
@@ -34,6 +36,7 @@ Entries = dict[tuple[str, str], float]  # (train skill, test skill) -> delta
 class _Kernel:
     cell: dict                                 # the identity of its first cell
     entries: Entries = field(default_factory=dict)
+    entries_logp: Entries = field(default_factory=dict)  # entk: the predicted change of log p (delta_logp)
     curve: dict[int, Entries] = field(default_factory=dict)  # size -> entries of the learning curve
     unit: str = "size"
 
@@ -45,6 +48,7 @@ class Agreement:
     rho: float
     p_value: float        # NaN when the common entries are not a complete square kernel
     skills: int           # 0 when there is no Mantel test
+    logp: "Agreement | None" = None  # the same for the predicted change of log p, when the kernel holds it
 
 
 def _kernels(results: list[dict], predicted: bool) -> dict[tuple, _Kernel]:
@@ -59,6 +63,8 @@ def _kernels(results: list[dict], predicted: bool) -> dict[tuple, _Kernel]:
         train = cell.get("train_skill")
         for test in result.get("tests") or []:
             kernel.entries[(train, test.get("test_skill"))] = _number(test.get("delta"))
+            if predicted and "delta_logp" in test:
+                kernel.entries_logp[(train, test.get("test_skill"))] = _number(test.get("delta_logp"))
         for row in result.get("curve") or []:
             kernel.unit = str(row.get("unit", kernel.unit))
             kernel.curve.setdefault(int(row["size"]), {})[(train, row.get("test_skill"))] = _number(row.get("delta"))
@@ -93,10 +99,19 @@ def comparisons(results: list[dict]) -> list[tuple[_Kernel, _Kernel, list[Agreem
         for mkey, other in sorted(measured.items(), key=lambda kv: str(kv[0])):
             if mkey[:len(PAIRING)] != key[:len(PAIRING)] or not _common(kernel.entries, other.entries):
                 continue
-            found = [agreement(kernel.entries, other.entries)]
-            found += [agreement(kernel.entries, entries, size) for size, entries in sorted(other.curve.items())]
+            found = [_both(kernel, other.entries, None)]
+            found += [_both(kernel, entries, size) for size, entries in sorted(other.curve.items())]
             out.append((kernel, other, found))
     return out
+
+
+def _both(kernel: _Kernel, measured: Entries, size: int | None) -> Agreement:
+    """The agreement of the predicted change of p, with that of log p attached when the kernel holds it."""
+    found = agreement(kernel.entries, measured, size)
+    if not kernel.entries_logp:
+        return found
+    return Agreement(found.size, found.entries, found.rho, found.p_value, found.skills,
+                     agreement(kernel.entries_logp, measured, size))
 
 
 def _rows(kernel: _Kernel, other: _Kernel) -> list[dict]:
@@ -107,17 +122,25 @@ def _rows(kernel: _Kernel, other: _Kernel) -> list[dict]:
     for size, entries in [(None, other.entries), *sorted(other.curve.items())]:
         for train, test in _common(kernel.entries, entries):
             rows.append({**base, "size": "" if size is None else size, "train_skill": train, "test_skill": test,
-                         "predicted": kernel.entries[(train, test)], "measured": entries[(train, test)]})
+                         "predicted": kernel.entries[(train, test)],
+                         "predicted_logp": kernel.entries_logp.get((train, test), ""),
+                         "measured": entries[(train, test)]})
     return rows
 
 
 def _text(found: Agreement, unit: str) -> str:
     where = "" if found.size is None else f"at {unit} {found.size}: "
+    logp = found.logp
+    if logp is not None and math.isfinite(logp.rho):
+        mantel_p = f", Mantel p = {logp.p_value:.3g}" if math.isfinite(logp.p_value) else ""
+        logp_text = f"; change of log p: rho = {logp.rho:.2f}{mantel_p}"
+    else:
+        logp_text = ""
     if math.isfinite(found.p_value):
-        return (f"{where}Spearman rho = {found.rho:.2f}, Mantel p = {found.p_value:.3g} ({found.skills} skills, "
-                f"{found.entries} entries)")
-    return (f"{where}Spearman rho = {found.rho:.2f} ({found.entries} entries; no Mantel test: they are not a "
-            "complete square kernel of 3 or more skills)")
+        return (f"{where}Spearman rho = {found.rho:.2f}, Mantel p = {found.p_value:.3g}{logp_text} ({found.skills} "
+                f"skills, {found.entries} entries)")
+    return (f"{where}Spearman rho = {found.rho:.2f}{logp_text} ({found.entries} entries; no Mantel test: they are "
+            "not a complete square kernel of 3 or more skills)")
 
 
 def write_predicted(results: list[dict], out_dir: Path | str) -> list[str]:

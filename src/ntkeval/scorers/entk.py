@@ -201,7 +201,8 @@ def predicted_entry(view, learner: list[dict], control: list[dict], lr_learner: 
         pl, pc = p * lr_learner * lq["dot"], p * lr_control * cq["dot"]
         questions.append({"id": e.id, "test_skill": view.test_skill, "question": e.question, "answer": e.answer,
                           "logp_base": lq["logp"], "p_base": p, "dot_learner": lq["dot"], "dot_control": cq["dot"],
-                          "predicted_learner": pl, "predicted_control": pc, "delta": pl - pc})
+                          "predicted_learner": pl, "predicted_control": pc, "delta": pl - pc,
+                          "delta_logp": lr_learner * lq["dot"] - lr_control * cq["dot"]})
     n = len(questions)
     mean = lambda key: sum(q[key] for q in questions) / n
     deltas = [q["delta"] for q in questions]
@@ -211,7 +212,10 @@ def predicted_entry(view, learner: list[dict], control: list[dict], lr_learner: 
     row = {"test_skill": view.test_skill, "n": n, "p_learner": p_base + mean("predicted_learner"),
            "p_control": p_base + mean("predicted_control"), "p_base": p_base, "delta": ci.delta, "se": se,
            "ci_low": ci.ci_low, "ci_high": ci.ci_high, "predicted_learner": mean("predicted_learner"),
-           "predicted_control": mean("predicted_control"), "lr": lr_learner}
+           "predicted_control": mean("predicted_control"), "lr": lr_learner,
+           # the same step's change of log p, before the factor p: the linearisation in the space it is exact in
+           # (a question the untouched model rarely gets right moves little in p however strongly it is pushed)
+           "delta_logp": mean("delta_logp")}
     return row, questions
 
 
