@@ -3,6 +3,7 @@ describes) and builds into the objects a cell takes (no weights loaded)."""
 
 import itertools
 import json
+from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
@@ -244,3 +245,34 @@ def test_the_schema_knows_which_learners_have_a_control(compose_config, option):
     cfg = compose_config(f"learner={option}")
     node = OmegaConf.to_container(cfg.learner, resolve=True)
     assert has_control(node) is (make(cfg.learner).control() is not None)
+
+
+@pytest.mark.parametrize("experiment,cells,trains,models", [("science-cpu", 52, 10, 1), ("paper-science", 384, 24, 3)])
+def test_science_experiments_hold_every_comparison_of_the_report(experiment, cells, trains, models, tmp_path,
+                                                                 monkeypatch, capsys):
+    """Each grid of the sweep composes and passes the whole preflight: in-context learning and tuning with their
+    learning curves, a second seed of both, the predicted kernel of the tuning and the cells tested on khanskill."""
+    from ntkeval.preflight import check_command_line
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        check_command_line([f"experiment={experiment}", "dry_run=true", "logger=none", f"cache_dir={tmp_path}/c"])
+    lines = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("cell:")]
+    assert len(lines) == cells
+    by_kind: dict[tuple, int] = {}
+    for line in lines:
+        fields = dict(f.split("=", 1) for f in line if "=" in f)
+        kind = (line[2], line[3], fields["seed"], fields["tests"])
+        by_kind[kind] = by_kind.get(kind, 0) + 1
+    square = str(10 if experiment == "science-cpu" else 24)
+    for learner in ("icl-skill", "tune-skill"):
+        for seed in ("0", "1"):  # both learners under both seeds, every train skill: square kernels to compare
+            assert by_kind[(learner, "arith", seed, square)] >= trains * models
+    # the predicted kernel is a tune-skill grid of its own, seed 0: tune-skill seed 0 appears twice over
+    assert by_kind[("tune-skill", "arith", "0", square)] == 2 * trains * models
+    cfg_grids = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "experiment" / f"{experiment}.yaml")
+    grids = cfg_grids.hydra.sweeper.grids
+    assert grids.predicted.scorer == "entk" and grids["cross"]["dataset@pair.test_dataset"] == "khanskill"
+    assert grids.icl["learner.curve"] == "[0,1,2,4,8]"
+    steps = OmegaConf.select(cfg_grids, "tuning.steps")
+    assert str(steps) in grids.tuned["learner.curve"]  # the curve ends at the full adapter: its point is the kernel

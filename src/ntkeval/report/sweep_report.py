@@ -3,11 +3,15 @@
     ntkeval-report outputs/sweeps/2025-01-01_12-00-00 [MORE_SWEEP_DIRS ...] [--out DIR]   # DIR: FIRST/report
     ntkeval-report SWEEP_DIR --compare model   # kernels that differ only in the model (or learner, format, scorer)
 
-A result's identity is (model, learner, dataset, scorer, estimate, config_id, seed): rows that differ in any of it
-are never merged, and cells that differ only in the seed are also pooled into a seed-pooled kernel
-(kernel_pooled.csv). The same identity and pair gathered twice (e.g. from two sweep dirs) is an error naming both.
-Kernels over the same skills that differ in one axis are compared (comparisons.csv, ntkeval.report.comparisons):
-by default in-context learning against tuning, with --compare along the learner, model, format or scorer.
+A result's identity is TABLE_IDENTITY (model, learner, dataset, test_dataset, format, scorer, estimate, config_id,
+seed): rows that differ in any of it are never merged, and cells that differ only in the seed are also pooled into a
+seed-pooled kernel (kernel_pooled.csv, with how much of each entry's spread is seed variation). The same identity
+and pair gathered twice (e.g. from two sweep dirs) is an error naming both. Beside the kernels and the deep-versus-
+surface structure (structure.csv), the kernel science, each written when the results hold it: kernels over the same
+skills that differ in one axis compared (comparisons.csv: by default in-context learning against tuning, with
+--compare along the learner, model, format or scorer), elementary-to-composite transfer on arith (transfer.csv),
+learning curves (curves.csv, speed.csv, curves_*.png) and the predicted kernel against the measured one
+(predicted.csv); summary.md holds them all.
 
 Exit code 0 when every cell of the grid is done, 1 when some failed, died or never started, 2 for a bad sweep dir.
 The functions below are the reusable pieces: load_results, write_kernel_csv, plot_kernels, find_problems.
