@@ -81,6 +81,38 @@ def test_keys_hold_the_test_data_set_and_stay_as_before_without_one(tmp_path):
     assert other_train.stage_parts(Stage(SCORES, other_train.roles().base), KHAN_TESTS[0]) == base
 
 
+def test_cross_cells_of_one_configuration_share_a_config_id_across_seeds(tmp_path):
+    """The test data set follows the cell's seed (its ${seed} default) like the train data set, so the seeds of one
+    configuration pool in the report; a test data set with a seed of its own is another configuration."""
+    def cross(seed, test_seed=None):
+        cell = cell_for(tmp_path, icl(), KhanSkillDataset(seed=seed if test_seed is None else test_seed, n_train=4,
+                                                          n_test=3),
+                        train_data=ArithDataset(seed=seed, n_train=8, n_test=4))
+        cell.seed = seed
+        return cell
+    assert cross(0).config_id() == cross(1).config_id()
+    assert cross(0).cell_id() != cross(1).cell_id()
+    assert cross(1, test_seed=7).config_id() != cross(1).config_id()
+
+
+def test_the_train_data_set_named_as_test_data_set_is_the_plain_cell(compose_config, tmp_path):
+    from omegaconf import open_dict
+
+    from ntkeval.build import build_cell
+
+    def build(*overrides):
+        cfg = compose_config("model=tiny", *overrides)
+        with open_dict(cfg):
+            del cfg["hydra"]  # the job's runtime dirs, resolved only inside a running job
+        return build_cell(cfg, tmp_path)
+
+    plain = build()
+    same = build("dataset@pair.test_dataset=arith")
+    other = build("dataset@pair.test_dataset=arith", "pair.test_dataset.n_test=5")
+    assert same.test_dataset is None and (same.cell_id(), same.config_id()) == (plain.cell_id(), plain.config_id())
+    assert other.test_dataset is not None and other.cell_id() != plain.cell_id()
+
+
 def test_untouched_scores_are_shared_with_the_test_data_sets_own_cells(tmp_path):
     cross = cell_for(tmp_path, icl(), khan(3))
     run_cell(cross, NullTracker())

@@ -67,6 +67,8 @@ def build_cell(cfg: DictConfig, out_dir: Path, make=make):
     dataset = make(cfg.dataset)
     node = test_dataset_node(cfg)
     test_dataset = make(node) if node is not None else None
+    if test_dataset is not None and test_dataset.identity() == dataset.identity():
+        test_dataset = None  # the train data set itself: the same cell, its keys and config_id as without one
     train_skill, test_skills = resolve_skills(dataset, cfg.pair, test_dataset)
     # a config without a format node (written before formats existed) gets the Cell's default, direct
     answer_format = {"format": make(cfg.format)} if cfg.get("format") is not None else {}

@@ -83,14 +83,20 @@ class Cell:
         """A short hash of every result-affecting setting except the grid coordinates (model and learner names,
         train and test skills) and the seed, which are columns of their own: cells of one configuration share it
         across train skills and seeds, so the report can pool seeds and never merge different configurations."""
-        dataset = dict(self.dataset.identity())
-        if dataset.get("seed") == self.seed:
-            dataset["seed"] = "=seed"  # the default ${seed}: the same configuration for every seed
         adaptation = {k: v for k, v in self.learner.key(self.train_skill, self.seed).items()
                       if k not in ("train_skill", "seed")}
-        return stable_hash({"model": self.model_key(), "dataset": dataset, "learner": adaptation,
-                            "format": self.fmt.identity(), **self.format_key(), "scorer": self.scorer.identity(),
-                            **self.test_dataset_key()}, length=10)
+        tests = {"test_dataset": self._seedless(self.test_dataset.identity())} if self.test_dataset is not None else {}
+        return stable_hash({"model": self.model_key(), "dataset": self._seedless(self.dataset.identity()),
+                            "learner": adaptation, "format": self.fmt.identity(), **self.format_key(),
+                            "scorer": self.scorer.identity(), **tests}, length=10)
+
+    def _seedless(self, identity: dict) -> dict:
+        """A data set's identity for config_id: its seed, when it is the cell's (the default ${seed}), written as
+        "=seed", so the same configuration under every seed shares one config_id and the report pools the seeds."""
+        identity = dict(identity)
+        if identity.get("seed") == self.seed:
+            identity["seed"] = "=seed"
+        return identity
 
     def cell_id(self) -> str:
         """Derived from everything that determines the cell's numbers: rerunning a cell finds the same id."""
