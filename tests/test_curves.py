@@ -159,10 +159,37 @@ def test_a_curve_asked_for_after_the_full_adapters_were_cached_trains_its_sizes_
     first = make_cell(tmp_path, tune(steps=4), cache="later")
     first.test_skills = TESTS[:1]  # so the curve cell scores its main kernel again: the full adapters get loaded
     run_cell(first, NullTracker())
-    later = run_cell(make_cell(tmp_path, tune(steps=4, curve=[2, 4]), cache="later"), NullTracker())
-    fresh = run_cell(make_cell(tmp_path, tune(steps=4, curve=[2, 4]), cache="fresh"), NullTracker())
+    trained = []
+    real = HFSession.train_adapter
+
+    def counting(self, name, config, texts, settings, **kwargs):
+        trained.append((name, settings.steps))
+        return real(self, name, config, texts, settings, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(HFSession, "train_adapter", counting)
+        later = run_cell(make_cell(tmp_path, tune(steps=4, curve=[1, 2, 3, 4]), cache="later"), NullTracker())
+    # the largest missing size trains once per learner and saves the smaller ones on its way
+    assert sorted(trained) == [("tune-base", 3), ("tune-skill", 3)]
+    fresh = run_cell(make_cell(tmp_path, tune(steps=4, curve=[1, 2, 3, 4]), cache="fresh"), NullTracker())
     assert later["tests"] == fresh["tests"] and later["curve"] == fresh["curve"]
+    assert [r["size"] for r in later["curve"]] == [s for s in (1, 2, 3, 4) for _ in TESTS]
     assert later["curve"][0]["delta"] != later["tests"][0]["delta"]  # size 2 is not the full adapter's number
+
+
+def test_the_plan_counts_a_curves_tunings_only_where_no_run_leaves_them_on_its_way(tmp_path):
+    from ntkeval.plan import plan_grid
+
+    fresh = plan_grid([make_cell(tmp_path, tune(steps=4, curve=[1, 2, 3, 4]), cache="plan")])
+    assert (fresh.tunings, fresh.tunings_cached) == (2, 0)  # the full runs save every size
+    first = make_cell(tmp_path, tune(steps=4), cache="plan")
+    first.test_skills = TESTS[:1]
+    run_cell(first, NullTracker())
+    later = plan_grid([make_cell(tmp_path, tune(steps=4, curve=[1, 2, 3, 4]), cache="plan")])
+    assert (later.tunings, later.tunings_cached) == (2, 2)  # size 3 of each learner trains, saving 1 and 2
+    run_cell(make_cell(tmp_path, tune(steps=4, curve=[1, 2, 3, 4]), cache="plan"), NullTracker())
+    done = plan_grid([make_cell(tmp_path, tune(steps=4, curve=[1, 2, 3, 4]), cache="plan")])
+    assert (done.tunings, done.scorings) == (0, 0)
 
 
 def test_the_curve_is_mirrored_as_a_table_and_a_mean_per_size():

@@ -221,15 +221,17 @@ def score_curve(cell: Cell, stages: _Stages) -> list[dict]:
     """The learning curve (ntkeval.learning_curve): one row per (size, test skill), {"size", "unit", and the scorer's
     kernel row}, the learner and its control at each size of learner.curve scored in the cell's model session; []
     when the learner has no curve."""
-    rows, unit = [], curve_unit(cell.learner)
-    for size in curve_sizes(cell.learner):
+    rows, unit = {}, curve_unit(cell.learner)
+    # largest first: when a size's adapter must be trained (the full one was cached before the curve was asked
+    # for), that run saves the smaller sizes on its way
+    for size in sorted(curve_sizes(cell.learner), reverse=True):
         sized = _Stages(sized_cell(cell, size), stages.session, suffix=f"@{size}")
         for skill in cell.test_skills:
             row, _questions = cell.scorer.compare(SkillView(sized, skill))
-            rows.append({"size": size, "unit": unit, **row})
+            rows[size, skill] = {"size": size, "unit": unit, **row}
             log.info("curve %s=%d: %s -> %s: delta %+.4f [%+.4f, %+.4f]", unit, size, cell.train_skill, skill,
                      row["delta"], row["ci_low"], row["ci_high"])
-    return rows
+    return [rows[size, skill] for size in curve_sizes(cell.learner) for skill in cell.test_skills]
 
 
 def recorded_groups(cell: Cell) -> dict:

@@ -24,31 +24,60 @@ class GridPlan:
 
 def plan_grid(cells: list) -> GridPlan:
     """Count each distinct stage once across the grid; a tuning counts only if a score that needs it is missing.
-    A learning curve's sizes add their scorings; their adapters are snapshots saved while the full one trains, so
-    they add no tunings."""
+    A learning curve's sizes add their scorings. Their adapters are snapshots saved while the full adapter trains,
+    so they add no tuning, unless the full adapter is cached already: then the largest missing size trains (it saves
+    the smaller sizes on its way; ntkeval.cell.score_curve scores the sizes largest first)."""
     plan = GridPlan(cells=len(cells))
     seen_scores: set[str] = set()
     seen_stages: set[str] = set()
-    sized = [(sized_cell(cell, size), False) for cell in cells for size in curve_sizes(cell.learner)]
-    for cell, tunes in [(cell, True) for cell in cells] + sized:
-        context = cell.context()
-        for stage in cell.scorer.stages(cell.roles()):
-            for skill in cell.test_skills:
-                parts = cell.stage_parts(stage, skill)
-                key = stable_hash([stage.kind, parts])
-                if key in seen_scores:
-                    continue
-                seen_scores.add(key)
-                if cell.cache.has(stage.kind, parts):
-                    plan.scorings_cached += 1
-                    continue
-                plan.scorings += 1
-                learner = stage.role.learner
-                tuning = learner.stage(context) if learner is not None and tunes else None
-                if tuning is not None and stable_hash(tuning) not in seen_stages:
-                    seen_stages.add(stable_hash(tuning))
-                    if cell.cache.has(*tuning):
-                        plan.tunings_cached += 1
-                    else:
-                        plan.tunings += 1
+    for cell in cells:
+        _count(plan, cell, cell, seen_scores, seen_stages)
+    for cell in cells:  # the curves after every full adapter is planned: a full one trained here leaves snapshots
+        for size in sorted(curve_sizes(cell.learner), reverse=True):
+            _count(plan, sized_cell(cell, size), cell, seen_scores, seen_stages)
     return plan
+
+
+def _count(plan: GridPlan, cell, full, seen_scores: set[str], seen_stages: set[str]) -> None:
+    """Count `cell`'s stages (a cell, or one size of `full`'s learning curve) not counted yet."""
+    context = cell.context()
+    for stage in cell.scorer.stages(cell.roles()):
+        for skill in cell.test_skills:
+            parts = cell.stage_parts(stage, skill)
+            key = stable_hash([stage.kind, parts])
+            if key in seen_scores:
+                continue
+            seen_scores.add(key)
+            if cell.cache.has(stage.kind, parts):
+                plan.scorings_cached += 1
+                continue
+            plan.scorings += 1
+            learner = stage.role.learner
+            tuning = learner.stage(context) if learner is not None else None
+            if tuning is None or stable_hash(tuning) in seen_stages:
+                continue
+            seen_stages.add(stable_hash(tuning))
+            if cell.cache.has(*tuning):
+                plan.tunings_cached += 1
+            elif cell is full or not _snapshot_comes(learner, full, context, seen_stages):
+                plan.tunings += 1
+
+
+def _snapshot_comes(learner, full, context, seen_stages: set[str]) -> bool:
+    """Whether a curve size's adapter is saved on the way by a tuning that runs anyway: the full learner's (or its
+    control's) adapter, or a larger size's, trained in this grid."""
+    for whole in (full.learner, full.learner.control()):
+        if whole is None or whole.name != learner.name:
+            continue
+        whole_stage = whole.stage(context)
+        if whole_stage is None:
+            return False
+        if stable_hash(whole_stage) in seen_stages and not full.cache.has(*whole_stage):
+            return True  # the full adapter trains here and saves this size
+        larger = [whole.at_size(s).stage(context) for s in curve_sizes(whole) if s > _steps(learner)]
+        return any(stable_hash(st) in seen_stages and not full.cache.has(*st) for st in larger if st is not None)
+    return False
+
+
+def _steps(learner) -> int:
+    return int(getattr(learner, "steps", 0) or getattr(learner, "demos", 0) or 0)
