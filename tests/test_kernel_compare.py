@@ -225,3 +225,18 @@ def test_paired_difference_covers_sparse_gains():
         _, low, high = st.paired_difference(d_a, d_b, seed=int(rng.integers(1 << 30)))
         hits += low <= 0.3 <= high
     assert hits / 200 >= 0.93
+
+
+def test_the_tests_do_not_depend_on_the_kernels_scale():
+    """A kernel of tiny deltas (a predicted kernel, a tiny model) gets the p of the same kernel at scale 1: ties are
+    judged relative to the statistic's scale, not to 1."""
+    rng = np.random.default_rng(3)
+    kernel = rng.normal(size=(5, 5)) + 2.0 * np.eye(5)
+    other = rng.normal(size=(5, 5))
+    flips = np.array([0.9, 1.2, -0.1, 0.8, 1.1])
+    for scale in (1e-6, 1e-9, 1e-12):
+        assert st.specificity_test(kernel * scale).p_greater == pytest.approx(st.specificity_test(kernel).p_greater)
+        assert st.sign_flip_test(flips * scale).p_greater == pytest.approx(st.sign_flip_test(flips).p_greater)
+        assert st.cka_test(kernel * scale, other).p_greater == pytest.approx(st.cka_test(kernel, other).p_greater)
+    assert st.specificity_test(kernel).p_greater < 0.05
+    assert st.specificity_test(np.zeros((4, 4))).p_greater == 1.0  # nothing moved: every relabelling ties

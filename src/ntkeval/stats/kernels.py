@@ -77,14 +77,15 @@ def row_specificities(kernel: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
-def _all_orders(n: int) -> np.ndarray:
+def all_orders(n: int) -> np.ndarray:
+    """All n! orders of n skills, the identity first (cached: an exhaustive test reuses them)."""
     return np.array(list(itertools.permutations(range(n))), dtype=np.intp)
 
 
 def relabellings(n: int, permutations: int, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
     """(R, n) orders of the skills and whether they are all n! of them (else `permutations` random ones)."""
     if n <= ENUMERATE_UP_TO:
-        return _all_orders(n), True
+        return all_orders(n), True
     return rng.permuted(np.tile(np.arange(n), (permutations, 1)), axis=1), False
 
 
@@ -94,7 +95,10 @@ def _p_values(observed: float, values: np.ndarray, exact: bool, what: str) -> Pe
     extreme) / (1 + drawn). Two-sided counts |value - centre| >= |observed - centre|, the centre being the
     distribution's mean (0 for sign flips, and for relabellings of a kernel with no entry missing)."""
     values = values[~np.isnan(values)]
-    tie = _TIE * max(1.0, abs(observed))
+    # relative to the statistic's scale, not to 1: a kernel of tiny deltas (a predicted kernel, a tiny model) must
+    # not see every relabelling as a tie; float sums of the same entries in another order differ in the last bits
+    scale = max(abs(observed), float(np.abs(values).max()) if values.size else 0.0)
+    tie = _TIE * scale
     centre = float(values.mean())
     counts = [int((values >= observed - tie).sum()),
               int((np.abs(values - centre) >= abs(observed - centre) - tie).sum())]

@@ -12,13 +12,14 @@ over all k! of them up to `exhaustive_up_to` skills, else over `permutations` se
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-EXHAUSTIVE_UP_TO = 8  # skills: 8! = 40320 relabellings are cheap with ranks computed once
+from ntkeval.stats.kernels import ENUMERATE_UP_TO, all_orders
+
+EXHAUSTIVE_UP_TO = ENUMERATE_UP_TO  # skills: 8! = 40320 relabellings, as the kernel comparisons' tests enumerate
 PERMUTATIONS = 2000   # random relabellings beyond that
 _TIES = 1e-12         # a relabelling that reaches the observed rho up to rounding counts as reaching it
 
@@ -80,7 +81,7 @@ def mantel(a, b, permutations: int = PERMUTATIONS, seed: int = 0,
     observed = float(np.sum(ra * rb))
     exhaustive = k <= exhaustive_up_to
     if exhaustive:
-        orders = np.array(list(itertools.permutations(range(k))), dtype=np.intp)
+        orders = all_orders(k)
     else:
         rng = np.random.default_rng(seed)
         orders = np.array([rng.permutation(k) for _ in range(permutations)], dtype=np.intp)
