@@ -346,6 +346,7 @@ def test_the_mantel_test_rejects_at_its_level_under_the_null(skills, effects):
     (["learner=tune-rl"], "learner=tune-rl is no such learner"),
     (["learner=tune-base"], "learner=tune-base has no control for scorer=entk"),
     (["learner=tune-skill", "format=cot"], "scorer=entk cannot predict format=cot"),
+    (["learner=tune-skill", "learner.curve=[5,10]"], "learner.curve=[5, 10] is invalid with scorer=entk"),
 ])
 def test_bad_entk_settings_are_one_line_before_any_model_loads(args, shows, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

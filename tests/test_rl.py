@@ -278,7 +278,8 @@ def test_evolve_on_arith_trains_on_its_harder_train_side_questions_with_exact_an
     ({"reward": []}, "learner.reward=[]"), ({"reward": ["format", "correct"]}, "learner.reward=['format', 'correct']"),
     ({"evolve": "width"}, "learner.evolve='width'"), ({"evolve_depth": 3}, "learner.evolve_depth=3"),
     ({"batch_size": 6, "num_generations": 4}, "tuning.batch_size=6"), ({"answers": "random"}, "learner.answers"),
-    ({"max_completion_length": 0}, "learner.max_completion_length=0")])
+    ({"max_completion_length": 0}, "learner.max_completion_length=0"),
+    ({"curve": [1, 2]}, "learner.curve=[1, 2] is not available")])
 def test_out_of_range_settings_fail_in_one_line(settings, shows):
     with pytest.raises(UserError) as error:
         learner(**settings)

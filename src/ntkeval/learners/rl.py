@@ -60,6 +60,10 @@ class RlLearner(LoraLearner):
 
     def __post_init__(self):
         super().__post_init__()
+        if self.curve:  # GRPO's loop saves no snapshots: every size would be a GRPO run of its own
+            raise UserError(f"learner.curve={self.curve} is not available for {self.name} (its GRPO run saves no "
+                            "adapters on the way, so each size would be a run of its own); valid: [] (a learning "
+                            "curve: learner=tune-skill, tune-rft or tune-augment)")
         if self.answers != "correct":
             raise UserError(f"learner.answers={self.answers!r} is invalid for {self.name}; valid: correct (RL writes "
                             "no answers: its control is learner.reward=[format], i.e. learner=tune-rl-format)")

@@ -54,7 +54,7 @@ VERSION = 1                    # bump when what these stages compute changes
 INTERFACE = ("lora_config", "settings", "training_texts", "tunes_on_texts")
 # learner-key entries that shape the optimisation, not the texts or the initialisation: a train mean is shared
 # across them (a learning curve's sizes, a sweep over lr)
-OPTIMISER_ONLY = ("steps", "batch_size", "lr", "weight_decay", "curve")
+OPTIMISER_ONLY = ("steps", "batch_size", "lr", "weight_decay")
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,11 @@ class EntkScorer:
             raise UserError(f"scorer=entk cannot predict format={self._reasoning_format}: it differentiates log p of "
                             "the bare answer, as scorer=exact teacher-forces it, and a reasoning format writes a "
                             "solution first; expected format=direct")
+        sizes = getattr(learner, "curve_sizes", None)
+        if callable(sizes) and sizes():
+            raise UserError(f"learner.curve={list(sizes())} is invalid with scorer=entk: it predicts one step from the "
+                            "initialisation, the same at every size; valid: [] (the report compares the prediction "
+                            "with the measured kernel's own learning curve)")
         control = learner.control()
         if control is None:
             raise UserError(f"scorer=entk needs a learner with a control; learner={learner.name} has none (it is "
