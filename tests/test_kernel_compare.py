@@ -240,3 +240,15 @@ def test_the_tests_do_not_depend_on_the_kernels_scale():
         assert st.cka_test(kernel * scale, other).p_greater == pytest.approx(st.cka_test(kernel, other).p_greater)
     assert st.specificity_test(kernel).p_greater < 0.05
     assert st.specificity_test(np.zeros((4, 4))).p_greater == 1.0  # nothing moved: every relabelling ties
+
+
+def test_kernels_scored_on_different_questions_are_not_paired():
+    """Two configurations of one data set with different n_test share only some question ids: the paired interval,
+    over the shared questions alone, would not be an interval for the kernels' difference; MOVER is used instead."""
+    skills = ["a", "b", "c"]
+    weights = st.specificity_weights(np.ones((3, 3), dtype=bool))
+    q_a = {(t, s): {f"{s}/{k}": 0.5 for k in range(8)} for t in skills for s in skills}
+    q_b = {(t, s): {f"{s}/{k}": 0.1 for k in range(4)} for t in skills for s in skills}
+    assert all(math.isnan(v) for v in paired_contrast(weights, skills, q_a, q_b)[:3])
+    same = {(t, s): {f"{s}/{k}": 0.1 for k in range(8)} for t in skills for s in skills}
+    assert math.isfinite(paired_contrast(weights, skills, q_a, same)[1])

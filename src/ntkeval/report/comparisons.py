@@ -110,8 +110,13 @@ def _interval(weights, values, low, high, per_question, skills, level) -> tuple[
 
 def paired_contrast(weights, skills, per_question_a, per_question_b, level=0.95) -> tuple[float, float, float, int]:
     """sum(W * (A - B)) over the questions both kernels scored: question_contrast over 2n train skills (B's
-    tagged) with weights +W for A's entries and -W for B's, so each question's z is paired across A and B."""
+    tagged) with weights +W for A's entries and -W for B's, so each question's z is paired across A and B. Only when
+    both kernels scored the same questions for every weighted entry (else NaN: the contrast over shared questions
+    would estimate something else than the kernels' difference, e.g. two configurations with different n_test)."""
     n = len(skills)
+    for i, j in zip(*np.nonzero(weights)):
+        if set(per_question_a.get((skills[i], skills[j]), {})) != set(per_question_b.get((skills[i], skills[j]), {})):
+            return math.nan, math.nan, math.nan, 0
     both = np.zeros((2 * n, 2 * n))
     both[:n, :n], both[n:, :n] = weights, -weights
     tagged = {(_B + train, test): ids for (train, test), ids in per_question_b.items()}
@@ -199,8 +204,8 @@ def verdict_text(c: Comparison, smallest_p: float) -> str:
 
 
 def difference_cells(a: Kernel, b: Kernel, seed: int = 0, level: float = 0.95) -> tuple[np.ndarray, ...]:
-    """(A - B, low, high, paired) per entry, in A's skill order. Paired (True) where both kernels scored at least two
-    of the same questions for the entry: the mean of the per-question differences with stats.paired_difference's
+    """(A - B, low, high, paired) per entry, in A's skill order. Paired (True) where both kernels scored the same
+    questions (at least two) for the entry: the mean of the per-question differences with stats.paired_difference's
     interval; else A's delta - B's with MOVER from the two entries' intervals. NaN where either entry is missing."""
     n = len(a.skills)
     b_values, b_low, b_high = _aligned(a, b)
@@ -211,8 +216,8 @@ def difference_cells(a: Kernel, b: Kernel, seed: int = 0, level: float = 0.95) -
             if np.isnan(a.values[i, j]) or np.isnan(b_values[i, j]):
                 continue
             qa, qb = a.per_question.get((train, test), {}), b.per_question.get((train, test), {})
-            ids = sorted(set(qa) & set(qb), key=str)
-            if len(ids) >= 2:
+            ids = sorted(set(qa), key=str)
+            if len(ids) >= 2 and set(qa) == set(qb):
                 diff[i, j], low[i, j], high[i, j] = stats.paired_difference(
                     [qa[q] for q in ids], [qb[q] for q in ids], seed, level)
                 paired[i, j] = True
