@@ -223,7 +223,8 @@ def test_comparisons_are_mirrored_to_wandb(tmp_path: Path):
     table = run["tables"]["comparisons"]
     assert table["columns"] == COMPARISON_COLUMNS and len(table["data"]) == 1
     assert table["data"][0][COMPARISON_COLUMNS.index("verdict")] == row["verdict"]
-    key = "comparison/smollm2 · arith · direct · exact · seed 0/icl-skill vs tune-skill"
+    key = (f"comparison/smollm2 · arith · direct · exact · seed 0/icl-skill ({row['config_id_a']}) vs tune-skill "
+           f"({row['config_id_b']})")
     assert run["summary"][key] == row["verdict"]
     images = {k for k, v in run["summary"].items() if isinstance(v, dict) and v.get("_type") == "image-file"}
     assert f"comparison/{Path(next(out.glob('diff_*.png'))).stem}" in images

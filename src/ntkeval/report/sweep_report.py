@@ -189,7 +189,9 @@ def mirror_to_wandb(sweep_dir: Path, out_dir: Path, results: list[dict], stats: 
             tracker.image(f"comparison/{png.stem}", png)
         tracker.table("comparisons", COMPARISON_COLUMNS,
                       [[c.row()[k] for k in COMPARISON_COLUMNS] for c in compared.comparisons])
-        tracker.summary({f"comparison/{c.context()}/{c.a} vs {c.b}": c.verdict for c in compared.comparisons})
+        # the config ids keep apart the pairs of two configurations of one learner (or model, format, scorer)
+        tracker.summary({f"comparison/{c.context()}/{c.a} ({c.config_id_a}) vs {c.b} ({c.config_id_b})": c.verdict
+                         for c in compared.comparisons})
     tracker.finish()
     return tracker.run_dir
 
