@@ -137,16 +137,19 @@ def _base_key(peft_key: str) -> str:
     return peft_key.removeprefix("base_model.model.").replace(".base_layer.", ".")
 
 
-def _fresh_adapter_model():
+def _fresh_adapter_model(name: str = "tune-skill"):
     from peft import LoraConfig
 
     session = HFSession(TinyModel(name="tiny", arch="llama", initializer_range=0.2))
     torch.manual_seed(0)
-    model = session.new_adapter("tune-skill", LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    model = session.new_adapter(name, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
     return model, session.tokenizer
 
 
-def test_tuning_killed_mid_way_resumes_from_its_checkpoint_with_identical_results(tmp_path, monkeypatch):
+@pytest.mark.parametrize("resumed_as", ["tune-skill", "tune-skill#2"])
+def test_tuning_killed_mid_way_resumes_from_its_checkpoint_with_identical_results(tmp_path, monkeypatch, resumed_as):
+    """Also when the run resumes under another adapter name (a curve size trains under a free name while its full
+    adapter is loaded, and the rerun may find that name free): the checkpoint holds the weights by position."""
     import ntkeval.backends.huggingface.training as training
 
     texts = [(f"Q: What is {a}+{a}?\nA:", f" {2 * a}\n") for a in range(10, 22)]
@@ -170,12 +173,15 @@ def test_tuning_killed_mid_way_resumes_from_its_checkpoint_with_identical_result
     assert (tmp_path / "ckpt" / "state.pt").exists()  # steps 1-4 were saved; step 5 was lost with the job
     monkeypatch.setattr(training, "_collate", real_collate)
 
-    model, tok = _fresh_adapter_model()  # a new process: fresh model and optimizer, the checkpoint on disk
+    model, tok = _fresh_adapter_model(resumed_as)  # a new process: fresh model and optimizer, the checkpoint on disk
+    resumed = []
+    monkeypatch.setattr(training.log, "info", lambda msg, *a: resumed.append(msg % a))
     got = train_lora(model, tok, texts, **args, checkpoint=tmp_path / "ckpt", checkpoint_every=2)
+    assert any("resuming from the checkpoint after step 4" in m for m in resumed), resumed
     assert got == want
     for k, v in model.state_dict().items():
         if "lora_" in k:
-            assert torch.equal(v, want_weights[k]), k
+            assert torch.equal(v, want_weights[k.replace(resumed_as, "tune-skill")]), k
     assert not (tmp_path / "ckpt").exists()  # a finished tuning leaves no checkpoint behind
 
 

@@ -41,7 +41,9 @@ class _Checkpoint:
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        state = {"params": {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad},
+        # the trainable weights in module order, not by name: their names hold the adapter's, and a run killed
+        # under one adapter name (a curve size training beside its loaded full adapter) may resume under another
+        state = {"params": [p.detach().cpu() for _, p in model.named_parameters() if p.requires_grad],
                  "optimizer": optimizer.state_dict(), "order": order.get_state(), "queue": queue, "losses": losses}
         tmp = self.path.with_suffix(".tmp")
         torch.save(state, tmp)
@@ -53,10 +55,13 @@ class _Checkpoint:
             return None
         try:
             state = torch.load(self.path, weights_only=True)
-            params = dict(model.named_parameters())
+            params = [p for _, p in model.named_parameters() if p.requires_grad]
+            saved = state["params"]
+            if not isinstance(saved, list) or [tuple(v.shape) for v in saved] != [tuple(p.shape) for p in params]:
+                raise ValueError("its trainable weights do not match this adapter's")
             with torch.no_grad():
-                for name, value in state["params"].items():
-                    params[name].copy_(value)
+                for param, value in zip(params, saved):
+                    param.copy_(value)
             optimizer.load_state_dict(state["optimizer"])
             order.set_state(state["order"])
             return list(state["queue"]), list(state["losses"])
