@@ -181,10 +181,10 @@ def structure_stats(rows: list[dict], groups: Mapping[tuple, SkillGroups], quest
     tables: dict[tuple, dict[tuple[str, str], float]] = defaultdict(dict)
     for r in rows:
         pair = tables[_identity(r)]
-        pair[(r["train_skill"], r["test_skill"])] = _number(r.get("delta"))  # NaN: a missing entry
+        pair[(r["train_skill"], r["test_skill"])] = number_or_nan(r.get("delta"))  # NaN: a missing entry
     per_question: dict[tuple, dict[tuple[str, str], dict]] = defaultdict(lambda: defaultdict(dict))
     for q in questions or []:
-        if math.isfinite(_number(q.get("delta"))):
+        if math.isfinite(number_or_nan(q.get("delta"))):
             per_question[_identity(q)][(q["train_skill"], q["test_skill"])][q["id"]] = float(q["delta"])
     out = []
     for identity, pairs in tables.items():
@@ -212,7 +212,7 @@ def groups_key(row: Mapping) -> tuple:
     return tuple(row.get(k) for k in GROUPS_KEY)
 
 
-def _number(value) -> float:
+def number_or_nan(value) -> float:
     """A delta as a float; anything that is not a finite number (None, "", NaN) becomes NaN, a missing entry."""
     try:
         number = float(value)

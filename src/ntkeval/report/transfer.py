@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from ntkeval.data.base import SkillGroups
-from ntkeval.report.structure import groups_key
+from ntkeval.report.structure import groups_key, number_or_nan
 from ntkeval.report.tables import TABLE_IDENTITY
 from ntkeval.report.two_way import question_contrast
 from ntkeval.stats.intervals import t_quantile
@@ -99,11 +99,11 @@ def transfer_rows(rows: list[dict], questions: list[dict] | None, groups: Mappin
     kernels: dict[tuple, dict[tuple[str, str], float]] = defaultdict(dict)
     test_datasets: dict[tuple, str | None] = {}  # read from the rows, whether or not it is an identity column
     for r in rows:
-        kernels[_identity(r)][(str(r["train_skill"]), str(r["test_skill"]))] = _number(r.get("delta"))
+        kernels[_identity(r)][(str(r["train_skill"]), str(r["test_skill"]))] = number_or_nan(r.get("delta"))
         test_datasets[_identity(r)] = r.get("test_dataset")
     per_question: dict[tuple, dict[tuple[str, str], dict]] = defaultdict(lambda: defaultdict(dict))
     for q in questions or []:
-        if math.isfinite(_number(q.get("delta"))):
+        if math.isfinite(number_or_nan(q.get("delta"))):
             per_question[_identity(q)][(str(q["train_skill"]), str(q["test_skill"]))][q["id"]] = float(q["delta"])
     out = []
     for key, kernel in kernels.items():
@@ -223,11 +223,3 @@ def write_transfer(rows: list[dict], questions: list[dict] | None, groups: Mappi
 
 def _identity(row: Mapping) -> tuple:
     return tuple(row.get(k) for k in TABLE_IDENTITY)
-
-
-def _number(value) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return number if math.isfinite(number) else math.nan

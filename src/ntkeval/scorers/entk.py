@@ -44,6 +44,7 @@ from ntkeval.backends.base import SCORING_RULE_VERSION, GradientSpec
 from ntkeval.cache import Checked
 from ntkeval.errors import UserError, choices_error
 from ntkeval.scorers.base import Role, Roles, Stage
+from ntkeval.scorers.exact import per_question_problem
 from ntkeval.stats.intervals import mean_interval
 
 PARAMS = ("lora", "full")
@@ -259,19 +260,12 @@ def _vectors_problem(rows: int, logps: int | None = -1):
 
 def dots_problem(examples):
     """A cached entk-dots record: per question, in order, its id, a log p <= 0 and a finite inner product."""
-    ids = [e.id for e in examples]
-
-    def problem(rows) -> str | None:
-        if not isinstance(rows, list) or len(rows) != len(ids):
-            return f"expected a list of {len(ids)} rows, one per question"
-        for i, (row, id_) in enumerate(zip(rows, ids)):
-            if not isinstance(row, dict) or row.get("id") != id_:
-                return f"row {i} is not question {id_!r}"
-            if not _logp(row.get("logp")) or not _finite(row.get("dot")):
-                return f"row {i} lacks a log p <= 0 or a finite inner product"
+    def row_problem(i: int, row: dict) -> str | None:
+        if not _logp(row.get("logp")) or not _finite(row.get("dot")):
+            return f"row {i} lacks a log p <= 0 or a finite inner product"
         return None
 
-    return problem
+    return per_question_problem(examples, row_problem)
 
 
 def _finite(value) -> bool:

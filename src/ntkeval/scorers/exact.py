@@ -56,6 +56,22 @@ class ExactScorer:
 def scores_problem(examples: list[Example]):
     """The check a cached scores record must pass: one row per question, in order, with a finite log p <= 0,
     p = exp(log p) and a 0/1 greedy flag; anything else (an older layout, other questions) is rebuilt, not used."""
+    def row_problem(i: int, row: dict) -> str | None:
+        logp = row.get("logp")
+        if not _number(logp) or not math.isfinite(logp) or logp > 0:
+            return f"row {i} has logp {logp!r}, not a finite log-probability"
+        if not _number(row.get("p")) or row["p"] != math.exp(logp):
+            return f"row {i} has p {row.get('p')!r}, not exp(logp)"
+        if row.get("greedy") not in (0, 1) or isinstance(row.get("greedy"), bool):
+            return f"row {i} has greedy {row.get('greedy')!r}, not 0 or 1"
+        return None
+
+    return per_question_problem(examples, row_problem)
+
+
+def per_question_problem(examples: list[Example], row_problem):
+    """The check of a cached per-question record: a list of one dict per question, in the questions' order, each
+    with its question's id, and each passing row_problem(i, row) (None, or what is wrong with row i)."""
     ids = [e.id for e in examples]
 
     def problem(rows) -> str | None:
@@ -64,13 +80,9 @@ def scores_problem(examples: list[Example]):
         for i, (row, id_) in enumerate(zip(rows, ids)):
             if not isinstance(row, dict) or row.get("id") != id_:
                 return f"row {i} is not question {id_!r}"
-            logp = row.get("logp")
-            if not _number(logp) or not math.isfinite(logp) or logp > 0:
-                return f"row {i} has logp {logp!r}, not a finite log-probability"
-            if not _number(row.get("p")) or row["p"] != math.exp(logp):
-                return f"row {i} has p {row.get('p')!r}, not exp(logp)"
-            if row.get("greedy") not in (0, 1) or isinstance(row.get("greedy"), bool):
-                return f"row {i} has greedy {row.get('greedy')!r}, not 0 or 1"
+            found = row_problem(i, row)
+            if found:
+                return found
         return None
 
     return problem
