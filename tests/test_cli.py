@@ -72,8 +72,8 @@ def test_report_gathers_the_sweep(sweep, tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     rows = list(csv.DictReader((out / "kernel.csv").open()))
     assert len(rows) == 8
-    assert list(rows[0]) == ["model", "learner", "dataset", "format", "scorer", "estimate", "config_id", "seed",
-                             "train_skill", "test_skill", "n", "p_learner", "p_control", "p_base", "delta", "ci_low", "ci_high"]
+    assert list(rows[0]) == ["model", "learner", "dataset", "test_dataset", "format", "scorer", "estimate",
+                             "config_id", "seed", "train_skill", "test_skill", "n", "p_learner", "p_control", "p_base", "delta", "ci_low", "ci_high"]
     results = {(r["cell"]["learner"], r["cell"]["train_skill"]): r["cell"] for r in _results(sweep)}
     for row in rows:  # each row names the result it came from
         cell = results[(row["learner"], row["train_skill"])]

@@ -125,7 +125,7 @@ def test_old_results_without_groups_fall_back_to_the_data_set_or_warn():
     warnings = []
     rebuilt = kernel_groups(results, warn=warnings.append, rebuild=lambda config: toy_groups(
         [t["test_skill"] for t in results[0]["tests"]]))
-    assert warnings == [] and rebuilt[("m", "l", "toy-counting", None, None, None, None)].surface == "style"
+    assert warnings == [] and rebuilt[("m", "l", "toy-counting", None, None, None, None, None)].surface == "style"
     groups = kernel_groups(results, warn=warnings.append)  # gone.Toy cannot be imported any more
     assert groups == {} and len(warnings) == 1 and "treated as ungrouped" in warnings[0]
     (c,) = structure_stats(kernel_rows(results), groups, permutations=10)
