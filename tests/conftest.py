@@ -19,6 +19,9 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # a test that ran W&B in this process left its service's address in os.environ (wandb saves it there for child
+    # processes); a command a later test starts must run its own service, which dies with it when the test kills it
+    monkeypatch.delenv("WANDB_SERVICE", raising=False)
 
 
 @pytest.fixture
