@@ -51,7 +51,10 @@ def _executor(launcher: Any):
     import submitit
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 
-    params, kind = launcher.params, launcher._EXECUTOR
+    from hydra_plugins.ntkeval_launcher import OWN_SETTINGS
+
+    kind = launcher._EXECUTOR
+    params = {k: v for k, v in launcher.params.items() if k not in OWN_SETTINGS}  # ntkeval's, not sbatch's
     init_keys = {"max_num_timeout", "submitit_folder"}
     executor = submitit.AutoExecutor(cluster=kind, folder=params["submitit_folder"],
                                      **{f"{kind}_{k}": v for k, v in params.items() if k == "max_num_timeout"})
