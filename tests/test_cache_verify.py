@@ -285,3 +285,38 @@ def test_an_old_orphan_whose_lock_a_live_writer_holds_is_kept(tmp_path):
 def test_an_invalid_orphan_age_is_a_user_error(hours):
     with pytest.raises(UserError, match="cache_orphan_hours"):
         StageCache("unused", orphan_hours=hours)
+
+
+def test_compute_seconds_count_each_kind_once_and_lock_wait_counts_only_waiting(tmp_path, monkeypatch):
+    """compute_s holds each kind's own time (an entry built inside another is not counted twice); lock_wait_s is
+    time spent waiting for another holder of an entry's lock, 0 when nobody held it."""
+    from filelock import FileLock
+
+    from ntkeval import cache as cache_module
+
+    clock = iter(float(t) for t in range(0, 1000))
+    monkeypatch.setattr(cache_module.time, "monotonic", lambda: next(clock))
+    cache = StageCache(tmp_path)
+
+    def outer():
+        cache.record("inner", {"k": 1}, lambda: 1)   # inner: computed in one tick of the fake clock
+        return 2
+
+    cache.record("outer", {"k": 2}, outer)
+    assert cache.compute_s == {"inner": 1.0, "outer": 2.0}  # outer: 3 ticks in all, 1 of them inner's
+    assert cache.lock_wait_s == 0.0
+    monkeypatch.undo()
+    (tmp_path / "third").mkdir()
+    taken = threading.Event()
+
+    def hold_a_while():  # another holder (a thread: filelock refuses a second lock in the same thread)
+        with FileLock(str(tmp_path / "third" / f"{stable_hash({'k': 3})}.lock")):
+            taken.set()
+            time.sleep(0.3)
+
+    holder = threading.Thread(target=hold_a_while)
+    holder.start()
+    taken.wait()
+    assert cache.record("third", {"k": 3}, lambda: 3) == 3
+    holder.join()
+    assert 0.25 < cache.lock_wait_s < 5

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,13 +79,43 @@ class StageCache:
         self.orphan_hours = float(orphan_hours)
         self.hits: dict[str, int] = {}
         self.misses: dict[str, int] = {}
+        self.compute_s: dict[str, float] = {}  # seconds spent computing entries, per kind (calibration reads it)
+        self._children_s = 0.0  # seconds of entries computed inside the one being computed
+        self.lock_wait_s = 0.0  # seconds spent waiting for another process's lock on an entry (the sweep summary)
         self._warned: set[Path] = set()  # one warning per damaged entry, however often this process reads it
         self._swept = False
 
-    def _lock(self, kind: str, key: str) -> FileLock:
+    @contextmanager
+    def _lock(self, kind: str, key: str):
+        """The entry's lock, held for the block; time spent waiting for another holder counts in lock_wait_s."""
         folder = self.root / kind
         folder.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(folder / f"{key}.lock"))
+        lock = FileLock(str(folder / f"{key}.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            start = time.monotonic()
+            log.info("waiting for another process to finish %s entry %s", kind, key)
+            lock.acquire()
+            self.lock_wait_s += time.monotonic() - start
+        try:
+            yield lock
+        finally:
+            lock.release()
+
+    @contextmanager
+    def _computing(self, kind: str):
+        """Count a computed entry: a miss, and its own seconds in compute_s (an entry computed inside another, an
+        adapter trained for a score, counts for its own kind only)."""
+        self._count(self.misses, kind)
+        start, outer_children = time.monotonic(), self._children_s
+        self._children_s = 0.0
+        try:
+            yield
+        finally:
+            elapsed = time.monotonic() - start
+            self.compute_s[kind] = self.compute_s.get(kind, 0.0) + elapsed - self._children_s
+            self._children_s = outer_children + elapsed
 
     def _count(self, table: dict[str, int], kind: str) -> None:
         table[kind] = table.get(kind, 0) + 1
@@ -154,8 +185,8 @@ class StageCache:
                 return value
             if problem:
                 self._warn(path, problem)
-            self._count(self.misses, kind)
-            value = _as_stored(compute())
+            with self._computing(kind):
+                value = _as_stored(compute())
             problem = check(value) if check is not None else None
             if problem:  # a bug or a numerical failure, not damage: storing it would rebuild it on every run
                 raise RuntimeError(f"stage {kind} computed a value that fails its own check ({problem}); "
@@ -187,13 +218,13 @@ class StageCache:
             if problem is None:
                 self._count(self.hits, kind)
                 return final
-            self._count(self.misses, kind)
             if final.exists():
                 self._warn(final, problem)
                 _discard(final)
             tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
             try:
-                build(tmp)
+                with self._computing(kind):
+                    build(tmp)
                 (tmp / "key.json").write_text(json.dumps(parts, sort_keys=True, default=str, indent=1))
                 problem = check(tmp) if check is not None else None
                 if problem:
