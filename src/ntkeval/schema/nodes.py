@@ -307,6 +307,7 @@ class Config:
     logger: NoLogger | WandbLogger = knob(MISSING)
     format: DirectFormat | CotFormat | WorkFormat | PotFormat | HybridFormat | None = knob(None)  # None: direct
     dry_run: bool = knob(False)
+    calibrate: bool = knob(False, note="with dry_run=true: time one cell here and estimate the grid's GPU-hours")
     seed: int = _seed()
     device: str = knob("auto", pattern=r"auto|cpu|mps|cuda(:\d+)?", means="auto, cpu, cuda, cuda:<index> or mps")
     cache_dir: str = knob(MISSING, nonempty=True, note="model checkpoints and the stage cache live there")
