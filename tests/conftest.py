@@ -22,6 +22,10 @@ def isolated_env(tmp_path, monkeypatch):
     # a test that ran W&B in this process left its service's address in os.environ (wandb saves it there for child
     # processes); a command a later test starts must run its own service, which dies with it when the test kills it
     monkeypatch.delenv("WANDB_SERVICE", raising=False)
+    # cells run in turn in one process share its loaded model (session_pool); each test starts with none loaded
+    from ntkeval.backends import session_pool
+
+    session_pool.release()
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import ntkeval
 from ntkeval.backends.base import ModelLoader, ModelSession
+from ntkeval.backends.session_pool import shared_session
 from ntkeval.cache import StageCache, atomic_write_text, stable_hash
 from ntkeval.data.base import DataSet
 from ntkeval.formats.base import AnswerFormat
@@ -193,9 +194,14 @@ def skill_views(cell: Cell) -> list[SkillView]:
 
 
 def run_cell(cell: Cell, tracker) -> dict:
-    """Run one cell and return its result (also written to cell.out_dir/result.json)."""
+    """Run one cell and return its result (also written to cell.out_dir/result.json). The model is the one this
+    process loaded for an earlier cell of the same model, when there was one (ntkeval.backends.session_pool)."""
     cell.scorer.validate(cell.learner)
-    stages = _Stages(cell)
+    with shared_session(cell.model, cell.device) as session:
+        return _run_cell(cell, tracker, _Stages(cell, session))
+
+
+def _run_cell(cell: Cell, tracker, stages: _Stages) -> dict:
     rows, questions = [], []
     for skill in cell.test_skills:
         row, per_question = cell.scorer.compare(SkillView(stages, skill))
@@ -207,7 +213,8 @@ def run_cell(cell: Cell, tracker) -> dict:
     computed, cached = sum(cell.cache.misses.values()), sum(cell.cache.hits.values())
     log.info("stages: %d computed, %d from the cache%s", computed, cached, "" if computed else " (nothing recomputed)")
     result = {"status": "done", "cell": {"cell_id": cell.cell_id(), **cell.identity(), "code_version": code_version()},
-              "tests": rows, "error": None, "log": None, "cache": {"hits": cell.cache.hits, "misses": cell.cache.misses},
+              "tests": rows, "error": None, "log": None, "cache": {"hits": cell.cache.hits, "misses": cell.cache.misses,
+                                                            "lock_wait_s": round(cell.cache.lock_wait_s, 3)},
               "config": cell.config, "adaptation": adaptation_records(stages),
               "skill_groups": recorded_groups(cell), **({"curve": curve} if curve else {})}
     cell.out_dir.mkdir(parents=True, exist_ok=True)

@@ -29,13 +29,30 @@ class HFSession:
         self._tokenizer = None
         self._peft = None       # the PeftModel wrapping the base once the first adapter arrives
         self._adapters: set[str] = set()
+        self._as_loaded: str | None = None  # a fingerprint of the model's settings as loaded (reset() compares)
 
     def _ensure_loaded(self) -> None:
         if self._model is None:
             start = time.monotonic()
             log.info("loading model %s on %s", self.loader.name, self.device)
             self._model, self._tokenizer = self.loader.load(self.device)
+            self._as_loaded = _settings_fingerprint(self._model, self._tokenizer)
             log.info("model %s loaded in %.1f s", self.loader.name, time.monotonic() - start)
+
+    def reset(self) -> bool:
+        """Remove every adapter and restore the model as loaded, for the next cell of a process that runs cells in
+        turn (ntkeval.backends.session_pool); False when something the cell changed cannot be restored here (its
+        config, generation config or tokenizer settings), so the pool drops the model instead."""
+        if self._model is None and self._peft is None:
+            return True
+        for name in sorted(self._adapters):
+            self.remove_adapter(name)
+        if self._peft is not None:  # adapters the session did not record (a failed add): unwrap the base anyway
+            self._model, self._peft = self._peft.unload(), None
+        for param in self._model.parameters():
+            param.requires_grad_(True)  # as from_pretrained leaves them; peft froze them for the adapters
+        self._model.eval()
+        return _settings_fingerprint(self._model, self._tokenizer) == self._as_loaded
 
     @property
     def loaded(self) -> bool:
@@ -192,3 +209,16 @@ def _adapter_root(adapter_dir: Path, name: str) -> Path:
             return candidate
     found = sorted(root.glob("*/adapter_config.json"))
     return found[0].parent if len(found) == 1 else root
+
+
+def _settings_fingerprint(model, tokenizer) -> str:
+    """What a cell could change on a loaded model besides its adapters: model and generation configs, tokenizer
+    padding; LoRA layers left behind would show as a PEFT config or a lora module name."""
+    import json
+
+    generation = getattr(model, "generation_config", None)
+    lora = [name for name, _ in model.named_modules() if "lora_" in name][:1]
+    return json.dumps({"config": model.config.to_json_string(use_diff=False),
+                       "generation": generation.to_json_string(use_diff=False) if generation is not None else None,
+                       "peft": hasattr(model, "peft_config"), "lora": lora,
+                       "pad": [tokenizer.pad_token, tokenizer.padding_side]}, sort_keys=True)
