@@ -30,14 +30,15 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = ["model=tiny", "dataset.n_train=8", "dataset.n_test=4", "pair.test=add/question"]
 
 # Device memory on cue: a forward pass over more than 8 sequences without gradients (scoring) and every backward
-# pass (tuning) raise torch's OutOfMemoryError, as a small GPU would.
+# pass (tuning) raise torch's OutOfMemoryError, as a small GPU would; or, with NO_DEVICE_MEMORY, every forward pass.
 OUT_OF_MEMORY = '''
 import torch, transformers
 MESSAGE = "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.10 GiB of which 1.2 GiB is free."
+ROWS = 8
 forward = transformers.LlamaForCausalLM.forward
 def small_forward(self, *args, **kwargs):
     ids = kwargs.get("input_ids", args[0] if args else None)
-    if ids is not None and ids.shape[0] > 8 and not torch.is_grad_enabled():
+    if ids is not None and ids.shape[0] > ROWS and not torch.is_grad_enabled():
         raise torch.OutOfMemoryError(MESSAGE)
     return forward(self, *args, **kwargs)
 def no_backward(self, *args, **kwargs):
@@ -45,6 +46,7 @@ def no_backward(self, *args, **kwargs):
 transformers.LlamaForCausalLM.forward = small_forward
 torch.Tensor.backward = no_backward
 '''
+NO_DEVICE_MEMORY = OUT_OF_MEMORY.replace("ROWS = 8", "ROWS = 0")
 
 # A full disk on cue: the first cell's questions.jsonl cannot be written.
 NO_SPACE = '''
@@ -78,7 +80,8 @@ def told(stderr: str) -> list[str]:
     lines, after_warning = [], False
     for line in stderr.splitlines():
         warning = re.search(r"\S+:\d+: \w*Warning: ", line) is not None
-        if line.strip() and not line.startswith("[") and "it/s]" not in line and not warning and not (
+        bar = re.search(r"(it/s|s/it)\]", line) is not None  # a progress bar, fast or slow
+        if line.strip() and not line.startswith("[") and not bar and not warning and not (
                 after_warning and line.startswith("  ")):
             lines.append(line.strip())
         after_warning = warning
@@ -111,7 +114,7 @@ def assert_nothing_corrupt(sweep: Path) -> None:
 # Device memory
 
 
-def test_out_of_memory_names_the_stage_and_the_setting_and_reruns_only_where_that_helps(tmp_path):
+def test_out_of_memory_retries_scoring_smaller_and_names_the_stage_and_the_setting_when_that_cannot_help(tmp_path):
     sweep = tmp_path / "sweep"
     args = ["-m", *TINY[:2], "dataset.n_test=16", *TINY[3:], "learner=icl-skill,tune-skill", "tuning.steps=2",
             "tuning.batch_size=4", "logger=none", f"hydra.sweep.dir={sweep}", f"cache_dir={tmp_path}/cache"]
@@ -119,25 +122,32 @@ def test_out_of_memory_names_the_stage_and_the_setting_and_reruns_only_where_tha
     assert first.returncode == 1, first.stderr[-3000:]
     lines = told(first.stderr)
     assert "Traceback" not in first.stderr
-    scoring = ("out of device memory while scoring (CUDA out of memory. Tried to allocate 2.00 GiB.): lower "
-               "scorer.batch_size (now 16), e.g. scorer.batch_size=8")
-    assert lines[1:3] == [f"failed     {sweep}/0_tiny_icl-skill_add-question: {scoring}",
-                          f"failed     {sweep}/1_tiny_tune-skill_add-question: {scoring}"], lines
-    assert lines[0].endswith("0 cells done, 2 failed or missing")
-    rerun = lines[-1].split()
-    assert rerun[:2] == ["ntkeval", "-m"] and "scorer.batch_size=8" in rerun  # the lower setting is in the rerun
-
-    # The printed rerun: scoring fits now; tuning still does not, and lowering tuning.batch_size is a new sweep.
-    second = ntkeval(*rerun[1:], cwd=tmp_path, inject=OUT_OF_MEMORY)
-    assert second.returncode == 1
-    lines = told(second.stderr)
-    assert lines == [f"sweep {sweep}: 1 cells done, 1 failed or missing",
-                     f"failed     {sweep}/1_tiny_tune-skill_add-question: out of device memory while tuning (CUDA out "
-                     f"of memory. Tried to allocate 2.00 GiB.): lower tuning.batch_size (now 4), e.g. "
-                     f"tuning.batch_size=2; that changes the results, so run it as a new sweep"], lines
+    # Scoring's batches of 16 ran out and were retried at 8; tuning's batch size changes the results, so it fails.
+    assert lines[0] == f"sweep {sweep}: 1 cells done, 1 failed or missing", lines
+    assert [line for line in lines if line.startswith("failed")] == [
+        f"failed     {sweep}/1_tiny_tune-skill_add-question: out of device memory while tuning (CUDA out of memory. "
+        f"Tried to allocate 2.00 GiB.): lower tuning.batch_size (now 4), e.g. tuning.batch_size=2; that changes the "
+        f"results, so run it as a new sweep"], lines
+    assert not any(line.startswith("rerun") for line in lines)  # rerunning the same sweep cannot help
     assert results(sweep)["0_tiny_icl-skill_add-question"]["status"] == "done"
+    log_text = (sweep / "0_tiny_icl-skill_add-question" / "app.log").read_text()
+    assert ("scoring add/question under base: out of memory at batch size 16; retrying at batch size 8 (numbers are "
+            "unchanged)") in log_text
     log_text = (sweep / "1_tiny_tune-skill_add-question" / "app.log").read_text()
     assert "Traceback" in log_text and "OutOfMemoryError" in log_text  # the traceback went to the cell's log
+
+    # A device that holds no sequence: scoring fails at batch size 1, where lowering scorer.batch_size cannot help.
+    sweep = tmp_path / "no-memory"
+    second = ntkeval("-m", *TINY, "learner=icl-skill", "logger=none", f"hydra.sweep.dir={sweep}",
+                     f"cache_dir={tmp_path}/cache-2", cwd=tmp_path, inject=NO_DEVICE_MEMORY)
+    assert second.returncode == 1, second.stderr[-3000:]
+    lines = told(second.stderr)
+    assert lines[0] == f"sweep {sweep}: 0 cells done, 1 failed or missing", lines
+    assert [line for line in lines if line.startswith("failed")] == [
+        f"failed     {sweep}/0_tiny_icl-skill_add-question: out of device memory while scoring (CUDA out of memory. "
+        f"Tried to allocate 2.00 GiB.): even a batch of one does not fit, so lowering scorer.batch_size (now 16, "
+        f"halved on its own at each out-of-memory) cannot help; use a device with more memory"], lines
+    assert not any(line.startswith("rerun") for line in lines)
 
 
 # ---------------------------------------------------------------------------------------------------------------

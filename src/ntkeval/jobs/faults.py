@@ -63,13 +63,15 @@ def record(overrides: list[str] | tuple[str, ...], fault: Fault) -> None:
 # Exceptions -> faults
 
 # The innermost ntkeval module on the stack of an out-of-memory error says which stage ran out, and so which setting
-# bounds its memory; `neutral`: the setting does not change results (tests/test_cache_keys.py), so a rerun may lower it.
-_MEMORY_STAGES = (  # (module prefix, stage, setting, neutral)
-    ("ntkeval.backends.huggingface.training", "tuning", "tuning.batch_size", False),
-    ("ntkeval.backends.huggingface.sampling", "sampling completions", "scorer.n", False),
-    ("ntkeval.backends.huggingface.teacher_forcing", "scoring", "scorer.batch_size", True),
-    ("ntkeval.backends.huggingface.session", "loading the model", None, False),
-    ("ntkeval.backends.huggingface.loading", "loading the model", None, False),
+# bounds its memory, and what lowering it does: "shrinks", a batch size that oom.ShrinkingBatches already halves on its
+# own down to 1 (so the error means a batch of one does not fit); "changes results", a rerun is a new sweep.
+_MEMORY_STAGES = (  # (module prefix, stage, setting, lowering)
+    ("ntkeval.backends.huggingface.training", "tuning", "tuning.batch_size", "changes results"),
+    ("ntkeval.backends.huggingface.sampling", "sampling completions", "scorer.n", "changes results"),
+    ("ntkeval.backends.huggingface.teacher_forcing", "scoring", "scorer.batch_size", "shrinks"),
+    ("ntkeval.backends.huggingface.gradients", "computing gradients", "scorer.batch_size", "shrinks"),
+    ("ntkeval.backends.huggingface.session", "loading the model", None, None),
+    ("ntkeval.backends.huggingface.loading", "loading the model", None, None),
 )
 
 
@@ -137,24 +139,44 @@ def mount_point(path: Path) -> Path:
 def out_of_memory(error: BaseException, config: dict) -> Fault:
     """Device memory ran out: the stage (from the stack) and the setting to lower, with its current value."""
     modules = [frame.f_globals.get("__name__", "") for frame, _ in traceback.walk_tb(error.__traceback__)]
-    stage, setting, neutral = None, None, False
+    stage, setting, lowering = None, None, None
     for module in reversed(modules):  # innermost first
         found = next((s for s in _MEMORY_STAGES if module.startswith(s[0])), None)
         if found is not None:
-            _, stage, setting, neutral = found
+            _, stage, setting, lowering = found
             break
-    message = re.split(r"(?<=\.) (?=GPU|Of the|Including|Process)", str(error).strip().splitlines()[0])[0]
+    words = str(_device_error(error)).strip()
+    message = re.split(r"(?<=\.) (?=GPU|Of the|Including|Process)", words.splitlines()[0] if words else "")[0]
     line = "out of device memory" + (f" while {stage}" if stage else "") + f" ({message})"
     value = _select(config, setting) if setting else None
     if setting is None:
         return Fault(f"{line}: the model does not fit; use a device with more memory" if stage else line, rerun=None)
+    if lowering == "shrinks":
+        now = f"now {value}, " if value is not None else ""
+        return Fault(f"{line}: even a batch of one does not fit, so lowering {setting} ({now}halved on its own at "
+                     f"each out-of-memory) cannot help; use a device with more memory{_smaller_dtype(config)}",
+                     rerun=None)
     if not isinstance(value, int) or value <= 1:
         return Fault(f"{line}: {setting} is {value}; use a device with more memory", rerun=None)
     lower = max(1, value // 2)
-    if neutral:  # results do not depend on it: rerun the same sweep with it lowered
-        return Fault(f"{line}: lower {setting} (now {value}), e.g. {setting}={lower}", rerun=(f"{setting}={lower}",))
     return Fault(f"{line}: lower {setting} (now {value}), e.g. {setting}={lower}; that changes the results, so run "
                  f"it as a new sweep", rerun=None)
+
+
+def _device_error(error: BaseException) -> BaseException:
+    """The device's own out-of-memory error beneath the one a batch of one raised after the retries
+    (oom.ShrinkingBatches raises from it): its words say how much was asked for."""
+    while error.__cause__ is not None and "out of memory" in str(error.__cause__).lower():
+        error = error.__cause__
+    return error
+
+
+def _smaller_dtype(config: dict) -> str:
+    """The half-precision alternative to a full-precision model, as advice (it changes the results)."""
+    dtype = _select(config, "model.dtype")
+    if dtype not in ("float32", "float64"):
+        return ""
+    return f", or model.dtype=bfloat16 (now {dtype}; that changes the results, so run it as a new sweep)"
 
 
 def _select(config: dict, dotted: str) -> Any:

@@ -5,7 +5,8 @@ every weight, as exact vectors or through a seeded CountSketch that never builds
 The answer tokens and their loss are the tuning's (training._collate: labels on answer tokens only, by the rule in
 tokenization.py). The model runs in eval mode (no dropout): the tuning's dropout is 0 by default, and a gradient that
 depended on a dropout draw would not be reproducible. The gradient adapter is added under GRADIENT_ADAPTER and
-removed before returning (session_gradients), so no other role of the cell ever scores with it.
+removed before returning (session_gradients), so no other role of the cell ever scores with it. A batch that runs
+out of device memory is retried in smaller ones (oom.ShrinkingBatches).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import numpy as np
 import torch
 
 from ntkeval.backends.base import GradientSpec
-from ntkeval.backends.huggingface.tokenization import encode_pair, pad_id
+from ntkeval.backends.huggingface.oom import ShrinkingBatches
+from ntkeval.backends.huggingface.teacher_forcing import with_progress
+from ntkeval.backends.huggingface.tokenization import EncodedPair, encode_pair, pad_id
 from ntkeval.backends.huggingface.training import _collate
-from ntkeval.progress import progress
 
 GRADIENT_ADAPTER = "entk-gradients"  # a name no learner uses: the adapter lives only inside session_gradients
 SKETCH_CHUNK = 1 << 22  # parameter entries hashed at a time: the sketch's memory is d + this, whatever P is
@@ -79,34 +81,46 @@ def answer_gradients(model, tokenizer, texts: list[tuple[str, str]], params: dic
     batches of `batch_size` (the result does not depend on it, to float rounding). dim is the parameters' total size,
     or sketch.dim. Vectors are float64."""
     pairs = [encode_pair(tokenizer, prompt, target) for prompt, target in texts]
-    pad, device = pad_id(tokenizer), next(model.parameters()).device
-    step = batch_size if mean else 1
-    batches = [list(range(i, min(i + step, len(pairs)))) for i in range(0, len(pairs), step)]
-    names, tensors = list(params), list(params.values())
-    rows, logps, tokens, total = [], [0.0] * len(pairs), 0, None
+    pad = pad_id(tokenizer)
+    rows, tokens, total = [], 0, None
+
+    def compute(batch: list[int]) -> list[float]:
+        nonlocal tokens, total
+        vector, batch_logps, batch_tokens = _batch_gradient(model, [pairs[i] for i in batch], pad, params, sketch)
+        # Added only once the batch has run: a batch that ran out of memory and is retried smaller counts once.
+        if mean:
+            total = vector if total is None else total + vector
+            tokens += batch_tokens
+        else:
+            rows.append(vector)
+        return batch_logps
+
+    # A text's own gradient needs a backward pass of its own; a mean adds batches' gradients, so any batch size
+    # (the retried ones too) gives the same sum, to float rounding.
+    shrinking = ShrinkingBatches(batch_size if mean else 1, desc or "gradients")
     model.eval()
     with torch.enable_grad():
-        for batch in progress(batches, desc=desc, total_items=len(pairs)) if desc else batches:
-            ids, mask, labels = _collate([pairs[i] for i in batch], pad, device)  # the tuning's own labels
-            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
-            if logits.dtype not in (torch.float32, torch.float64):  # as the tuning does: half precision upcast
-                logits = logits.float()
-            token_logp = -torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels[:, 1:],
-                                                            ignore_index=-100, reduction="none")
-            sequence_logp = token_logp.sum(dim=1)  # ignored positions contribute exactly 0
-            grads = torch.autograd.grad(sequence_logp.sum(), tensors, allow_unused=True)
-            named = {n: g if g is not None else torch.zeros_like(p) for n, g, p in zip(names, grads, tensors)}
-            vector = _flatten(named, sketch)
-            for i, value in zip(batch, sequence_logp.detach().double().tolist()):
-                logps[i] = value
-            if mean:
-                total = vector if total is None else total + vector
-                tokens += int((labels[:, 1:] != -100).sum())
-            else:
-                rows.append(vector)
+        logps = shrinking.run(list(range(len(pairs))), with_progress(compute, desc, len(pairs)) if desc else compute)
     if mean:
         return (total / tokens).numpy()[None, :], logps
     return torch.stack(rows).numpy(), logps
+
+
+def _batch_gradient(model, pairs: list[EncodedPair], pad: int, params: dict[str, torch.nn.Parameter],
+                    sketch: CountSketch | None) -> tuple[torch.Tensor, list[float], int]:
+    """(the gradient of the batch's summed log p as a vector, each pair's log p, the batch's answer tokens)."""
+    device = next(model.parameters()).device
+    ids, mask, labels = _collate(pairs, pad, device)  # the tuning's own labels
+    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
+    if logits.dtype not in (torch.float32, torch.float64):  # as the tuning does: half precision upcast
+        logits = logits.float()
+    token_logp = -torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels[:, 1:],
+                                                    ignore_index=-100, reduction="none")
+    sequence_logp = token_logp.sum(dim=1)  # ignored positions contribute exactly 0
+    names, tensors = list(params), list(params.values())
+    grads = torch.autograd.grad(sequence_logp.sum(), tensors, allow_unused=True)
+    named = {n: g if g is not None else torch.zeros_like(p) for n, g, p in zip(names, grads, tensors)}
+    return _flatten(named, sketch), sequence_logp.detach().double().tolist(), int((labels[:, 1:] != -100).sum())
 
 
 def _canonical(name: str) -> str:
