@@ -217,6 +217,8 @@ def summarise_sweep(sweep_dir: Path) -> int:
     problems = find_problems(sweep_dir, results, notes=[])
     done = sum(r.get("status") == "done" for r in results)
     print(f"\nsweep {sweep_dir}: {done} cells done, {len(problems)} failed or missing", file=sys.stderr)
+    if done:
+        print(f"  {lock_wait_line(results)}", file=sys.stderr)
     faults = [RECORDED.get(problem.key) for problem in problems]
     for problem, fault in zip(problems, faults):
         # an unexpected error is better told by its result.json: the cell, the error and the log with its traceback
@@ -229,6 +231,20 @@ def summarise_sweep(sweep_dir: Path) -> int:
         print(f"  rerun only what did not finish (done cells are skipped, cached stages reused):\n  {command}",
               file=sys.stderr)
     return 1 if problems else 0
+
+
+def lock_wait_line(results: list[dict]) -> str:
+    """How long the sweep's cells waited for stages other jobs were computing (result.json's cache.lock_wait_s): the
+    time a GPU sat idle behind a lock; the longest waits are named."""
+    waits = sorted(((float((r.get("cache") or {}).get("lock_wait_s") or 0.0), r) for r in results
+                    if r.get("status") == "done"), key=lambda wait: -wait[0])
+    total = sum(seconds for seconds, _ in waits)
+    if total == 0:
+        return "waiting on other jobs' locks: 0.0 s"
+    named = ", ".join(f"{(r.get('cell') or {}).get('learner')}|{(r.get('cell') or {}).get('train_skill')} {seconds:.1f} s"
+                      for seconds, r in waits[:3] if seconds > 0)
+    return (f"waiting on other jobs' locks: {total:.1f} s in {sum(s > 0 for s, _ in waits)} cells (longest: {named}); "
+            f"hydra.launcher.pack=row runs the cells that compute shared stages first")
 
 
 if __name__ == "__main__":

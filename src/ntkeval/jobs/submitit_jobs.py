@@ -37,13 +37,64 @@ _UNFINISHED = ("PENDING", "REQUEUED", "CONFIGURING", "SUSPENDED")  # not started
 def launch_and_wait(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int,
                     cluster: str) -> list[JobReturn]:
     """Submit every job, wait for all, record each failure (faults.RECORDED) and return the completed jobs'
-    returns: a failed one returned to Hydra's sweeper would be re-raised there as a traceback."""
+    returns: a failed one returned to Hydra's sweeper would be re-raised there as a traceback.
+
+    With pack=row the cells go in packed jobs (ntkeval.jobs.packing), wave after wave: a wave is submitted when the
+    one before it has ended, so no job holds a GPU while waiting for a stage another job computes."""
     sweep_dir = Path(str(launcher.config.hydra.sweep.dir))
-    jobs = _submit(launcher, job_overrides, initial_job_idx, cluster, sweep_dir)
-    returns, fatal = _wait(jobs, [list(o) for o in job_overrides], cluster, sweep_dir)
-    if fatal is not None:
-        raise Stop(fatal)
+    overrides = [list(o) for o in job_overrides]
+    waves = _waves(launcher, overrides)
+    returns: list[JobReturn] = []
+    for number, wave in enumerate(waves):
+        if len(waves) > 1:
+            log.info("wave %d of %d: %d jobs, %d cells", number + 1, len(waves), len(wave),
+                     sum(len(job) for job in wave))
+        jobs = _submit(launcher, overrides, wave, initial_job_idx, cluster, sweep_dir, first=number == 0)
+        done, fatal = _wait(jobs, wave, overrides, cluster, sweep_dir)
+        returns += done
+        if fatal is not None:
+            for later in waves[number + 1:]:
+                for index in (i for job in later for i in job):
+                    record(overrides[index], Fault(f"not started: the sweep stopped ({fatal.line})"))
+            raise Stop(fatal)
     return returns
+
+
+def _waves(launcher: Any, overrides: list[list[str]]) -> list[list[list[int]]]:
+    """The jobs to submit, wave by wave, each job the cells it runs (indices into `overrides`): one cell per job
+    with pack=none; with pack=row, ntkeval.jobs.packing's plan."""
+    from ntkeval.jobs.packing import PACKS
+
+    pack = launcher.params.get("pack", "none")
+    if pack not in PACKS:  # preflight refuses it first; this guards a launcher built elsewhere
+        raise Stop(Fault(f"hydra.launcher.pack={pack!r} is invalid; valid choices: {', '.join(PACKS)}", rerun=None),
+                   summarise=False)
+    if pack == "none":
+        return [[[index] for index in range(len(overrides))]]
+    from ntkeval.jobs.packing import plan_packs
+
+    needs = _cell_needs(launcher, overrides)
+    jobs = plan_packs(needs)
+    waves: list[list[list[int]]] = []
+    for job in jobs:
+        while len(waves) <= job.wave:
+            waves.append([])
+        waves[job.wave].append(list(job.cells))
+    return [wave for wave in waves if wave]
+
+
+def _cell_needs(launcher: Any, overrides: list[list[str]]) -> list:
+    """Each job's row and the uncached stages it needs, from its config composed as its job will compose it and its
+    cell built without weights (as preflight built it)."""
+    from ntkeval.build import build_cell
+    from ntkeval.jobs.packing import cell_needs, row_of
+    from ntkeval.preflight import _MakeOnce, _without_hydra
+
+    loader, make_once, needs = launcher.hydra_context.config_loader, _MakeOnce(), []
+    for job in overrides:
+        cfg = _without_hydra(loader.load_sweep_config(launcher.config, list(job)))  # hydra.job is set in the job
+        needs.append(cell_needs(build_cell(cfg, out_dir=Path("."), make=make_once), row_of(cfg)))
+    return needs
 
 
 def _executor(launcher: Any):
@@ -64,48 +115,63 @@ def _executor(launcher: Any):
     return executor
 
 
-def _submit(launcher: Any, job_overrides, initial_job_idx: int, cluster: str, sweep_dir: Path) -> list:
+def _submit(launcher: Any, overrides: list[list[str]], jobs: list[list[int]], initial_job_idx: int, cluster: str,
+            sweep_dir: Path, first: bool = True) -> list:
+    """Submit one job per entry of `jobs` (the cells it runs); a job of one cell runs it as hydra-submitit-launcher
+    does, a job of several runs them in turn in one process (packing.PackRunner)."""
     import submitit
+
+    from ntkeval.jobs.packing import PackRunner
 
     executor = _executor(launcher)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     if "mode" in launcher.config.hydra.sweep:
         sweep_dir.chmod(int(str(launcher.config.hydra.sweep.mode), 8))
-    params = [(list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state())
-              for idx, overrides in enumerate(job_overrides, start=initial_job_idx)]
+    state = Singleton.get_state()
+    params = [(list(overrides[i]), "hydra.sweep.dir", initial_job_idx + i, f"job_id_for_{initial_job_idx + i}", state)
+              for i in range(len(overrides))]
     folder = submitit.core.utils.JobPaths.get_first_id_independent_folder(launcher.params["submitit_folder"])
     before = set(folder.iterdir()) if folder.is_dir() else set()
+    packed = launcher.params.get("pack", "none") != "none"
     try:
         # submitit prints sbatch's error output itself before raising it; it is told once, below
         with contextlib.redirect_stderr(io.StringIO()):
-            jobs = executor.map_array(launcher, *zip(*params))
+            if packed:
+                submitted = executor.map_array(PackRunner(launcher), [[params[i] for i in job] for job in jobs])
+            else:
+                submitted = executor.map_array(launcher, *zip(*[params[i] for (i,) in jobs]))
     except (submitit.core.utils.FailedJobError, OSError) as error:
-        _remove_unsubmitted(sweep_dir, folder, before)
+        _remove_unsubmitted(sweep_dir if first else None, folder, before)
         lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
         message = lines[-1] if lines else type(error).__name__
         if _UNREACHABLE.search(str(error)):
             raise Stop(Fault(f"cannot reach the {cluster} controller: {message}", rerun=None),
-                       summarise=False) from None
-        raise Stop(Fault(f"{cluster} refused the sweep: {message}", rerun=None), summarise=False) from None
-    log.info("submitted %d cells to %s, sweep dir %s", len(jobs), cluster, sweep_dir)
-    for (overrides, _, idx, _, _), job in zip(params, jobs):
-        log.info("\t#%d (job %s): %s", idx, job.job_id, " ".join(filter_overrides(overrides)))
-    return jobs
+                       summarise=not first) from None
+        raise Stop(Fault(f"{cluster} refused the sweep: {message}", rerun=None), summarise=not first) from None
+    cells = sum(len(job) for job in jobs)
+    log.info("submitted %d cells%s to %s, sweep dir %s", cells, f" in {len(jobs)} packed jobs" if packed else "",
+             cluster, sweep_dir)
+    for job, handle in zip(jobs, submitted):
+        for i in job:
+            log.info("\t#%d (job %s): %s", initial_job_idx + i, handle.job_id, " ".join(filter_overrides(overrides[i])))
+    return submitted
 
 
-def _remove_unsubmitted(sweep_dir: Path, folder: Path, before: set[Path]) -> None:
+def _remove_unsubmitted(sweep_dir: Path | None, folder: Path, before: set[Path]) -> None:
     """Nothing was submitted: remove what this command wrote for the submission (the whole sweep dir if it made it:
-    Hydra's multirun.yaml, the lock, the job pickles), so no half-made sweep is left to mistake for a real one."""
-    if str(sweep_dir) in CREATED:
+    Hydra's multirun.yaml, the lock, the job pickles), so no half-made sweep is left to mistake for a real one.
+    sweep_dir None: a later wave, after which the sweep dir holds earlier waves' results."""
+    if sweep_dir is not None and str(sweep_dir) in CREATED:
         shutil.rmtree(sweep_dir, ignore_errors=True)
         return
     for path in set(folder.iterdir()) - before if folder.is_dir() else ():
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
 
-def _wait(jobs: list, overrides: list[list[str]], cluster: str, sweep_dir: Path) -> tuple[list[JobReturn],
-                                                                                         Fault | None]:
-    """Wait for every job, in the order they end; returns the completed jobs' returns and the first fatal fault."""
+def _wait(jobs: list, cells: list[list[int]], overrides: list[list[str]], cluster: str,
+          sweep_dir: Path) -> tuple[list[JobReturn], Fault | None]:
+    """Wait for every job (job j runs the cells cells[j]), in the order they end; returns the completed cells'
+    returns and the first fatal fault."""
     pending = dict(enumerate(jobs))
     returns: list[JobReturn] = []
     fatal, stopped, pause = None, set(), _POLL_S[0]
@@ -115,39 +181,49 @@ def _wait(jobs: list, overrides: list[list[str]], cluster: str, sweep_dir: Path)
                 continue
             del pending[index]
             if index in stopped:
-                record(overrides[index], Fault(f"not started: the sweep stopped ({fatal.line})"))
+                for cell in cells[index]:
+                    record(overrides[cell], Fault(f"not started: the sweep stopped ({fatal.line})"))
                 continue
-            returned, fault = _outcome(job, cluster, sweep_dir)
-            if returned is not None:
-                returns.append(returned)
-                continue
-            record(overrides[index], fault)
-            log.error("job %s (#%d) failed: %s", job.job_id, index, fault.line)
-            if fault.fatal and fatal is None:
-                fatal = fault
-                stopped = {i for i, j in pending.items() if j.state.split()[0] in _UNFINISHED}
-                for i in stopped:
-                    pending[i].cancel(check=False)
+            for cell, (returned, fault) in zip(cells[index], _outcomes(job, len(cells[index]), cluster, sweep_dir)):
+                if returned is not None:
+                    returns.append(returned)
+                    continue
+                record(overrides[cell], fault)
+                log.error("job %s (#%d) failed: %s", job.job_id, cell, fault.line)
+                if fault.fatal and fatal is None:
+                    fatal = fault
+                    stopped = {i for i, j in pending.items() if j.state.split()[0] in _UNFINISHED}
+                    for i in stopped:
+                        pending[i].cancel(check=False)
         if pending:
             time.sleep(pause)
             pause = min(pause * 1.5, _POLL_S[1])
     return returns, fatal
 
 
-def _outcome(job, cluster: str, sweep_dir: Path) -> tuple[JobReturn | None, Fault | None]:
-    """A finished job's return, or the fault that ended it."""
+def _outcomes(job, cells: int, cluster: str, sweep_dir: Path) -> list[tuple[JobReturn | None, Fault | None]]:
+    """A finished job's (return, fault) per cell it ran: the job's fault for each of its cells when it ended
+    outside them (a packed job's cells that finished before it ended have their result.json all the same)."""
     from submitit.core.utils import FailedJobError, UncompletedJobError
 
+    fault = None
     if not job.paths.result_pickle.exists():
         state = job.state
         if state.split() and state.split()[0] not in ("COMPLETED", "FINISHED", "DONE", "UNKNOWN"):
-            return None, ended_by_scheduler(state, cluster)  # no result will come: do not wait submitit's 15 s
-    try:
-        returned = job.results()[0]
-    except UncompletedJobError:
-        return None, ended_by_scheduler(job.state, cluster)
-    except FailedJobError as error:  # the job failed outside the cell: only the traceback's text came back
-        return None, from_traceback_text(str(error), out_dir=sweep_dir)
+            fault = ended_by_scheduler(state, cluster)  # no result will come: do not wait submitit's 15 s
+    if fault is None:
+        try:
+            returned = job.results()[0]
+        except UncompletedJobError:
+            fault = ended_by_scheduler(job.state, cluster)
+        except FailedJobError as error:  # the job failed outside the cell: only the traceback's text came back
+            fault = from_traceback_text(str(error), out_dir=sweep_dir)
+    if fault is not None:
+        return [(None, fault)] * cells
+    return [_cell_outcome(r, sweep_dir) for r in (returned if isinstance(returned, list) else [returned])]
+
+
+def _cell_outcome(returned: JobReturn, sweep_dir: Path) -> tuple[JobReturn | None, Fault | None]:
     if returned.status == JobStatus.FAILED:
         return None, describe(returned._return_value, out_dir=sweep_dir)
     return returned, None
