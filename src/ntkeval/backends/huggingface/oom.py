@@ -59,6 +59,9 @@ class ShrinkingBatches:
                 if not is_out_of_memory(error):
                     raise
                 self._shrink(len(batch), error)
+                out = None
+            if out is None:  # freed here, once the exception (and the failed batch's frames it holds) is gone
+                free_accelerator_memory()
                 continue
             if len(out) != len(batch):
                 raise RuntimeError(f"{self.what}: a batch of {len(batch)} gave {len(out)} results")
@@ -71,7 +74,6 @@ class ShrinkingBatches:
             raise torch.OutOfMemoryError(
                 f"{self.what}: out of memory on a single item (batch size 1): the model does not fit with this "
                 f"input; use a smaller model, a shorter input or a GPU with more memory ({error})") from error
-        free_accelerator_memory()
         self.size = max(1, failed // 2)
         self.retries += 1
         log.warning("%s: out of memory at batch size %d; retrying at batch size %d (numbers are unchanged)",
