@@ -180,3 +180,28 @@ def test_a_cell_cancelled_with_scancel_is_one_line_and_its_rerun_finishes_the_sw
     assert again.returncode == 0, again.stderr[-3000:]
     assert "submitted 2 cells to Slurm" in again.stdout + again.stderr  # to Slurm, as the sweep went
     assert [r["status"] for r in results(sweep).values()] == ["done", "done"]
+
+
+def test_packed_jobs_run_a_row_on_one_model_load_and_a_failing_row_fails_alone(slurm_cluster, tmp_path):
+    """pack=row on the live cluster: the tiny rows' cells share a job and a model load each, tune-skill's control is
+    tuned once per row, nobody waits on a lock, and the row whose model cannot load fails without touching them."""
+    sweep = tmp_path / "sweep"
+    run = subprocess.run(sweep_command(slurm_cluster, sweep, tmp_path / "cache", "hydra.launcher.pack=row",
+                                       "model=tiny,codellama", "learner=icl-skill,tune-skill",
+                                       "pair.train=add/question,mul/symbol", "pair.test=[add/question,mul/symbol]",
+                                       "tuning.steps=20"),
+                         cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 1, run.stdout[-2000:] + run.stderr[-2000:]
+    got = results(sweep)
+    assert sorted(name.split("_", 1)[1] for name, r in got.items() if r["status"] == "done") == [
+        "tiny_icl-skill_add-question", "tiny_icl-skill_mul-symbol", "tiny_tune-skill_add-question",
+        "tiny_tune-skill_mul-symbol"]
+    assert all("OSError" in r["error"] for r in got.values() if r["status"] == "failed")
+    assert "4 cells done, 4 failed or missing" in run.stderr
+    assert "waiting on other jobs' locks: 0.0 s" in run.stderr
+    jobs = sum(int(n) for n in re.findall(r"submitted \d+ cells in (\d+) packed jobs", run.stdout + run.stderr))
+    tiny_logs = "".join(p.read_text() for p in sweep.glob("*_tiny_*/*.log"))
+    # per model: the cell computing the untouched model's scores first (a job), then the rest of its row and the other
+    # row (a job each): 6 jobs, 3 of them tiny's, each loading tiny once
+    assert jobs == 6 and tiny_logs.count("loading model tiny") == 3
+    assert tiny_logs.count("tuning tune-base on add/question: started") == 1
