@@ -124,6 +124,9 @@ def _submit(launcher: Any, overrides: list[list[str]], jobs: list[list[int]], in
     from ntkeval.jobs.packing import PackRunner
 
     executor = _executor(launcher)
+    packed = launcher.params.get("pack", "none") != "none"
+    if packed and launcher.params.get("timeout_min"):  # timeout_min is per cell: a job of n cells may take n times it
+        executor.update_parameters(timeout_min=int(launcher.params["timeout_min"]) * max(len(job) for job in jobs))
     sweep_dir.mkdir(parents=True, exist_ok=True)
     if "mode" in launcher.config.hydra.sweep:
         sweep_dir.chmod(int(str(launcher.config.hydra.sweep.mode), 8))
@@ -132,7 +135,6 @@ def _submit(launcher: Any, overrides: list[list[str]], jobs: list[list[int]], in
               for i in range(len(overrides))]
     folder = submitit.core.utils.JobPaths.get_first_id_independent_folder(launcher.params["submitit_folder"])
     before = set(folder.iterdir()) if folder.is_dir() else set()
-    packed = launcher.params.get("pack", "none") != "none"
     try:
         # submitit prints sbatch's error output itself before raising it; it is told once, below
         with contextlib.redirect_stderr(io.StringIO()):
