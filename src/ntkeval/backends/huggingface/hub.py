@@ -7,7 +7,7 @@ from pathlib import Path
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ntkeval.backends.huggingface.loading import HFLoader, load_pretrained
+from ntkeval.backends.huggingface.loading import HFLoader, load_pretrained, offline_config, offline_tokenizer
 
 
 class HubModel(HFLoader):
@@ -38,6 +38,17 @@ class HubModel(HFLoader):
     def load(self, device: str = "cpu") -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         local = self._local_dir()
         return load_pretrained(str(local) if local is not None else self.path, device, self.dtype, self.revision)
+
+    def _source(self) -> str:
+        local = self._local_dir()
+        return str(local) if local is not None else self.path
+
+    def model_config(self):
+        """The checkpoint's config.json, from the local dir or the Hugging Face cache (never the network)."""
+        return offline_config(self._source(), self.revision)
+
+    def load_tokenizer(self) -> PreTrainedTokenizerBase:
+        return offline_tokenizer(self._source(), self.revision)
 
     def __repr__(self) -> str:
         return f"HubModel(name={self.name!r}, path={self.path!r}, dtype={self.dtype!r}, revision={self.revision!r})"

@@ -14,9 +14,24 @@ from ntkeval.backends.huggingface.session import HFSession
 log = logging.getLogger(__name__)
 
 
+class NotAvailableOffline(LookupError):
+    """A model's config or tokenizer cannot be had without downloading (or preparing) the model: the dry run's memory
+    estimate then says "unknown" for its jobs instead of guessing."""
+
+
 class HFLoader:
     """The base of the hub, embedded and tiny loaders: a subclass sets name and lora_target_modules and defines
-    identity() and load(device) -> (model, tokenizer)."""
+    identity() and load(device) -> (model, tokenizer), and model_config() and load_tokenizer() when it can say its
+    architecture and tokenizer without loading weights (the dry run's memory estimate asks)."""
+
+    def model_config(self):
+        """The transformers config of the model load() returns, without weights or network; NotAvailableOffline when
+        it cannot be had so."""
+        raise NotAvailableOffline(f"{type(self).__name__} cannot say its architecture without loading its weights")
+
+    def load_tokenizer(self) -> PreTrainedTokenizerBase:
+        """The tokenizer load() returns, without weights or network; NotAvailableOffline when it cannot be had so."""
+        raise NotAvailableOffline(f"{type(self).__name__} cannot give its tokenizer without loading its weights")
 
     def key(self, device: str) -> dict:
         """identity() with the dtype really loaded on `device` (half precision on CPU loads float32)."""
@@ -58,6 +73,29 @@ def finish_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerB
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "right"
     return tokenizer
+
+
+def offline_config(path: str, revision: str | None = None):
+    """The transformers config of a checkpoint dir or hub id, read from the dir or the Hugging Face cache only: a
+    dry run must not wait on the network (an unreachable hub costs ~25 s of retries per model)."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(path, revision=revision, local_files_only=True)
+    except (OSError, ValueError):
+        raise NotAvailableOffline(f"the config of {path} is neither a local dir nor in the Hugging Face cache, and a "
+                                  f"dry run does not download (`hf download {path} config.json tokenizer.json "
+                                  f"tokenizer_config.json` once, or model.path=<a local copy>)") from None
+
+
+def offline_tokenizer(path: str, revision: str | None = None) -> PreTrainedTokenizerBase:
+    """The tokenizer of a checkpoint dir or hub id (as load_pretrained finishes it), from the dir or the Hugging Face
+    cache only."""
+    try:
+        return finish_tokenizer(AutoTokenizer.from_pretrained(path, revision=revision, local_files_only=True))
+    except (OSError, ValueError) as error:
+        raise NotAvailableOffline(f"the tokenizer of {path} is neither a local dir nor in the Hugging Face cache "
+                                  f"({type(error).__name__})") from None
 
 
 def load_pretrained(path: str, device: str, dtype: str, revision: str | None = None,

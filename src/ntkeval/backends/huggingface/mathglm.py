@@ -42,7 +42,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, processors
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
-from ntkeval.backends.huggingface.loading import HFLoader, load_pretrained
+from ntkeval.backends.huggingface.loading import HFLoader, finish_tokenizer, load_pretrained
 from ntkeval.backends.huggingface.prepared import prepared
 from ntkeval.backends.huggingface.mathglm_data import PACK_EVERY, PACKED, PROMPT, CurriculumData
 from ntkeval.cache import stable_hash
@@ -138,13 +138,22 @@ class MathGLMModel(HFLoader):
         finally:
             torch.set_num_threads(threads)
 
-    def _train(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, list[float]]:
+    def model_config(self) -> LlamaConfig:
+        """The config it is trained (and saved, then loaded) with, by arithmetic: no training, no files."""
         tokenizer = char_tokenizer()
-        config = LlamaConfig(
+        return LlamaConfig(
             vocab_size=len(tokenizer), hidden_size=self.hidden_size, intermediate_size=4 * self.hidden_size,
             num_hidden_layers=self.num_layers, num_attention_heads=self.num_heads, num_key_value_heads=self.num_heads,
             max_position_embeddings=2048, tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+
+    def load_tokenizer(self) -> PreTrainedTokenizerBase:
+        """Its character tokenizer, as the saved checkpoint holds it (built here, not read)."""
+        return finish_tokenizer(char_tokenizer())
+
+    def _train(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, list[float]]:
+        tokenizer = char_tokenizer()
+        config = self.model_config()
         stages, schedule = self.data.stages(), self.data.schedule(self.steps)
         texts = random.Random(f"mathglm:{self.seed}")  # str seeds hash with sha512: the same stream everywhere
         losses: list[float] = []

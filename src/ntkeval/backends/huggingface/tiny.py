@@ -57,16 +57,25 @@ class TinyModel(HFLoader):
                 "num_kv_heads": self.num_kv_heads, "intermediate_size": self.intermediate_size,
                 "max_positions": self.max_positions, "initializer_range": self.initializer_range}
 
-    def load(self, device: str = "cpu") -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-        config_class, model_class, build_tokenizer = _ARCHES[self.arch]
-        tokenizer = finish_tokenizer(build_tokenizer())
-        config = config_class(
+    def load_tokenizer(self) -> PreTrainedTokenizerBase:
+        """The in-process tokenizer of the arch (built in milliseconds; load() uses the same)."""
+        return finish_tokenizer(_ARCHES[self.arch][2]())
+
+    def model_config(self, tokenizer: PreTrainedTokenizerBase | None = None):
+        """The transformers config load() instantiates (no weights): the memory estimate counts its parameters."""
+        tokenizer = tokenizer if tokenizer is not None else self.load_tokenizer()
+        return _ARCHES[self.arch][0](
             vocab_size=len(tokenizer), hidden_size=self.hidden_size, intermediate_size=self.intermediate_size,
             num_hidden_layers=self.num_layers, num_attention_heads=self.num_heads,
             num_key_value_heads=self.num_kv_heads, max_position_embeddings=self.max_positions,
             initializer_range=self.initializer_range, tie_word_embeddings=False,
             bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id)
+
+    def load(self, device: str = "cpu") -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+        model_class = _ARCHES[self.arch][1]
+        tokenizer = self.load_tokenizer()
+        config = self.model_config(tokenizer)
         # A private RNG stream: the weights depend on `seed` alone, and the caller's global RNG state (which seeds
         # LoRA initialisation and batch order) is left exactly as it was.
         with torch.random.fork_rng(devices=[]):
