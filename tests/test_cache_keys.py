@@ -26,6 +26,7 @@ GROUPS = ["model", "learner", "dataset", "pair", "scorer", "logger", "experiment
 # Settings that cannot change a number, with the reason. Each must stay out of the keys (else caches split).
 RESULT_NEUTRAL = {
     "dry_run": "runs nothing",
+    "calibrate": "with dry_run: times one cell on a throwaway stage cache, then runs nothing",
     "cache_dir": "where stages are stored, not what they hold",
     "cache_orphan_hours": "when leftovers of killed jobs are deleted; finished entries are never touched",
     "model.cache_dir": "where the converted embedded checkpoint is stored",

@@ -96,6 +96,9 @@ def test_launchers_compose(compose_config, launcher):
     # submitit's launcher or one built on it (by name: Hydra's plugin scan may load a plugin module twice)
     ancestry = [c.__name__ for c in getattr(importlib.import_module(module), name).__mro__]
     assert "BaseSubmititLauncher" in ancestry, ancestry
+    # ntkeval's own settings: one job per cell unless packed; no GPU memory check unless a size is given (preflight
+    # refuses a job whose estimate exceeds it; tests/test_memory_estimate.py)
+    assert cfg.hydra.launcher.pack == "none" and cfg.hydra.launcher.gpu_memory_gb is None
     if launcher == "slurm":
         assert cfg.hydra.launcher.gpus_per_node == 1
         assert cfg.hydra.launcher.additional_parameters.requeue is True

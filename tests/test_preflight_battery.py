@@ -64,6 +64,13 @@ BATTERY = [
     Case(("device=gpu",), "device='gpu'", "auto, cpu, cuda, cuda:<index> or mps", "schema"),
     Case(("model.dtype=int8",), "model.dtype='int8'", "float32, bfloat16, float16", "schema"),
     Case(("dry_run=maybe",), "dry_run='maybe'", "true or false", "schema"),
+    Case(("calibrate=maybe",), "calibrate='maybe'", "true or false", "schema", cli=False),
+    # planning before submitting (issue 14): calibration is a dry run's, a job's GPU memory is a size
+    Case(("calibrate=true",), "calibrate=true", "expected dry_run=true calibrate=true", "text"),
+    Case(("-m", "hydra/launcher=local", "hydra.launcher.gpu_memory_gb=-1", "model=tiny"),
+         "hydra.launcher.gpu_memory_gb=-1", "a number > 0", "text", cli=False),
+    Case(("-m", "hydra/launcher=slurm", "hydra.launcher.gpu_memory_gb=lots", "model=tiny"),
+         "hydra.launcher.gpu_memory_gb='lots'", "a number > 0", "text", cli=False),
     Case(("learner=tune-skill", "tuning.steps=1.5"), "tuning.steps=1.5", "an integer >= 1", "schema"),
     Case(("learner.demos=0",), "learner.demos=0", "an integer >= 1", "schema", cli=False),
     Case(("scorer=sampled", "scorer.stop=[]"), "scorer.stop=[]", "non-empty list of non-empty strings", "schema"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ntkeval.cache import stable_hash
 from ntkeval.learning_curve import curve_sizes, sized_cell
@@ -15,6 +15,16 @@ class GridPlan:
     tunings_cached: int = 0   # adapters already in the cache
     scorings: int = 0         # scoring stages (role x test skill: scores, samples, ...) to compute
     scorings_cached: int = 0  # scoring stages already in the cache
+    runs: dict[tuple[str, str], int] = field(default_factory=dict)  # (model_id, stage kind) -> entries to compute
+    models: dict[str, str] = field(default_factory=dict)  # model_id -> the model's name
+    kinds_seen: set[str] = field(default_factory=set)  # every stage kind of the grid, to compute or cached
+
+    def count(self, model: str, kind: str) -> None:
+        self.runs[model, kind] = self.runs.get((model, kind), 0) + 1
+
+    def kinds(self, model: str) -> dict[str, int]:
+        """Entries of each stage kind the model's cells must compute (what calibration multiplies)."""
+        return {kind: n for (m, kind), n in sorted(self.runs.items()) if m == model}
 
     def lines(self) -> list[str]:
         return [f"{self.cells} cells; after de-duplication:",
@@ -27,7 +37,7 @@ def plan_grid(cells: list) -> GridPlan:
     A learning curve's sizes add their scorings. Their adapters are snapshots saved while the full adapter trains,
     so they add no tuning, unless the full adapter is cached already: then the largest missing size trains (it saves
     the smaller sizes on its way; ntkeval.cell.score_curve scores the sizes largest first)."""
-    plan = GridPlan(cells=len(cells))
+    plan = GridPlan(cells=len(cells), models={model_id(cell): cell.model.name for cell in cells})
     seen_scores: set[str] = set()
     seen_stages: set[str] = set()
     for cell in cells:
@@ -38,9 +48,15 @@ def plan_grid(cells: list) -> GridPlan:
     return plan
 
 
+def model_id(cell) -> str:
+    """The model as the cell loads it (loader identity and loaded dtype), short: calibration times each one."""
+    return stable_hash(cell.model_key(), length=8)
+
+
 def _count(plan: GridPlan, cell, full, seen_scores: set[str], seen_stages: set[str]) -> None:
     """Count `cell`'s stages (a cell, or one size of `full`'s learning curve) not counted yet."""
     context = cell.context()
+    model = model_id(cell)
     for stage in cell.scorer.stages(cell.roles()):
         for skill in cell.test_skills:
             parts = cell.stage_parts(stage, skill)
@@ -48,19 +64,23 @@ def _count(plan: GridPlan, cell, full, seen_scores: set[str], seen_stages: set[s
             if key in seen_scores:
                 continue
             seen_scores.add(key)
+            plan.kinds_seen.add(stage.kind)
             if cell.cache.has(stage.kind, parts):
                 plan.scorings_cached += 1
                 continue
             plan.scorings += 1
+            plan.count(model, stage.kind)
             learner = stage.role.learner
             tuning = learner.stage(context) if learner is not None else None
             if tuning is None or stable_hash(tuning) in seen_stages:
                 continue
             seen_stages.add(stable_hash(tuning))
+            plan.kinds_seen.add(tuning[0])
             if cell.cache.has(*tuning):
                 plan.tunings_cached += 1
             elif cell is full or not _snapshot_comes(learner, full, context, seen_stages):
                 plan.tunings += 1
+                plan.count(model, tuning[0])
 
 
 def _snapshot_comes(learner, full, context, seen_stages: set[str]) -> bool:
