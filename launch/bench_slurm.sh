@@ -27,7 +27,7 @@ run() {  # name, extra overrides...
   local tunings=$(cat "$work/$name"/*/*.log | grep -c "tuning .*: started" || true)
   local loads=$(cat "$work/$name"/*/*.log | grep -c "loading model" || true)
   local jobs=$(grep -oE "submitted [0-9]+ cells( in [0-9]+ packed jobs)?" "$work/$name.log" |
-               awk '{n += ($5 == "" ? $2 : $4)} END {print n + 0}')
+               awk '{n += ($5 == "" ? $2 : $5)} END {print n + 0}')
   local wait=$(grep -ho "waiting on other jobs' locks: [0-9.]* s" "$work/$name.log" | grep -oE "[0-9.]+ s" || echo "?")
   printf "%-13s wall %6.1f s (%4.1fx in-process), tunings run %s, model loads %s, jobs %s, lock wait %s\n" \
     "$name" "$wall" "$(python -c "print($wall / $base)")" "$tunings" "$loads" "${jobs/#0/in-process}" "$wait"

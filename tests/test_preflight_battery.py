@@ -69,6 +69,8 @@ BATTERY = [
     Case(("calibrate=true",), "calibrate=true", "expected dry_run=true calibrate=true", "text"),
     Case(("-m", "hydra/launcher=local", "hydra.launcher.gpu_memory_gb=-1", "model=tiny"),
          "hydra.launcher.gpu_memory_gb=-1", "a number > 0", "text", cli=False),
+    Case(("-m", "hydra/launcher=slurm", "hydra.launcher.pack=rows", "model=tiny"),
+         "hydra.launcher.pack='rows'", "valid choices: none, row", "text", cli=False),
     Case(("-m", "hydra/launcher=slurm", "hydra.launcher.gpu_memory_gb=lots", "model=tiny"),
          "hydra.launcher.gpu_memory_gb='lots'", "a number > 0", "text", cli=False),
     Case(("learner=tune-skill", "tuning.steps=1.5"), "tuning.steps=1.5", "an integer >= 1", "schema"),

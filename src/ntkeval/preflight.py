@@ -342,10 +342,17 @@ def check_command_line(argv: list[str]) -> int:
 
 
 def planning_settings(base) -> None:
-    """calibrate=true needs dry_run=true, and gpu_memory_gb is null or a size: one line, before any stage runs."""
+    """calibrate=true needs dry_run=true, pack is none or row, and gpu_memory_gb is null or a size: one line, before
+    any stage runs."""
     if base.get("calibrate") is True and base.get("dry_run") is not True:
         raise UserError("calibrate=true times one cell per model to estimate the grid's GPU-hours, and runs with "
                         "dry_run=true only; expected dry_run=true calibrate=true (or calibrate=false)")
+    from ntkeval.jobs.packing import PACKS
+
+    pack = base.hydra.launcher.get("pack")
+    if pack is not None and pack not in PACKS:
+        raise UserError(f"hydra.launcher.pack={shorten(pack)} is invalid; valid choices: {', '.join(PACKS)} (none: one "
+                        "job per cell; row: one job per model and train skill)")
     size = base.hydra.launcher.get("gpu_memory_gb")
     if size is not None and (isinstance(size, bool) or not isinstance(size, (int, float)) or not math.isfinite(size)
                              or size <= 0):
@@ -361,23 +368,26 @@ class Jobs:
     devices: list[str]
     in_process: bool
     limit: tuple[float, str] | None
+    waves: int = 1  # pack=row: the launcher submits a wave when the one before it has ended (ntkeval.jobs.packing)
 
     @classmethod
     def of(cls, grid: Grid, cells: list) -> Jobs:
-        from ntkeval.jobs.packing import row_of, rows
+        from ntkeval.jobs.packing import cell_needs, plan_packs, row_of
 
         launcher = grid.base.hydra.launcher
         target = str(launcher._target_)
         in_process, here = target.endswith("BasicLauncher"), target.endswith(RUNS_HERE)
         devices = [_job_device(str(cfg.device), here) for cfg in grid.configs]
-        if not in_process and launcher.get("pack", "none") == "row":
-            groups = rows([row_of(cfg) for cfg in grid.configs])
+        if not in_process and launcher.get("pack", "none") == "row":  # the launcher's own plan: rows split in waves
+            needs = [cell_needs(cell, row_of(cfg)) for cell, cfg in zip(cells, grid.configs)]
+            packed = plan_packs(needs)
+            groups, waves = [list(job.cells) for job in packed], len({job.wave for job in packed})
         else:
-            groups = [[i] for i in range(len(cells))]
+            groups, waves = [[i] for i in range(len(cells))], 1
         size = launcher.get("gpu_memory_gb")
         limit = (float(size), f"hydra.launcher.gpu_memory_gb={size:g}") if size is not None and not in_process \
             else _visible_gpu(devices) if in_process else None
-        return cls(groups, devices, in_process, limit)
+        return cls(groups, devices, in_process, limit, waves)
 
 
 def _job_device(device: str, here: bool) -> str:
@@ -429,6 +439,9 @@ def print_plan(grid: Grid, cells: list, jobs: Jobs, estimates) -> None:
               f"tests={len(cell.test_skills)} seed={cell.seed}{shown}")
     plan = plan_grid(cells)
     print("\n".join(plan.lines()))
+    if jobs.waves > 1 or any(len(group) > 1 for group in jobs.groups):
+        print(f"packed: {len(cells)} cells in {len(jobs.groups)} jobs, {jobs.waves} waves (the cells computing stages "
+              f"other rows need run first; a wave starts when the one before it has ended)")
     print("\n".join(memory_lines(estimates, jobs.limit)), flush=True)
     refuse_oversized(estimates, jobs.limit)
     if grid.base.get("calibrate") is True:
