@@ -182,3 +182,23 @@ def test_a_packed_sweep_loads_once_per_job_and_gives_the_numbers_of_the_in_proce
     assert again.returncode == 0, again.stderr[-3000:]
     assert all("already done" in log.read_text() for log in logs)
     assert sum(log.read_text().count("loading model") for log in logs) == loads  # no model was loaded again
+
+
+def test_a_job_uses_as_many_threads_as_it_was_given_and_never_more_than_torch_would(monkeypatch):
+    import torch
+
+    from ntkeval.jobs.allocation import allocated_cpus, limit_threads
+
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    assert allocated_cpus(None) is None and allocated_cpus(3) == 3 and allocated_cpus("x") is None
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
+    assert allocated_cpus(8) == 1  # what Slurm gave wins over the setting
+    before = torch.get_num_threads()
+    try:
+        limit_threads(8)
+        assert torch.get_num_threads() == 1
+        monkeypatch.setenv("SLURM_CPUS_PER_TASK", "64")
+        limit_threads(None)
+        assert torch.get_num_threads() == 1  # never raised above what it is
+    finally:
+        torch.set_num_threads(before)

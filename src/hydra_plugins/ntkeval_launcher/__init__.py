@@ -1,6 +1,7 @@
 """ntkeval's `local` and `slurm` Hydra launchers (conf/hydra/launcher/*.yaml): hydra-submitit-launcher's, except that
 the command waits for every job and tells each fault in one line (ntkeval.jobs.submitit_jobs) instead of re-raising the
-first failed job's traceback, and that cells can be packed into jobs (`pack=row`: ntkeval.jobs.packing). Hydra accepts
+first failed job's traceback, that cells can be packed into jobs (`pack=row`: ntkeval.jobs.packing), and that a
+job uses as many CPU threads as it was given (ntkeval.jobs.allocation). Hydra accepts
 launchers only from the hydra_plugins namespace, hence this package; jobs still run through the plugin's own
 `__call__` and `checkpoint` (requeue on preemption)."""
 
@@ -29,6 +30,12 @@ ConfigStore.instance().store(group="hydra/launcher", name="ntkeval_submitit_slur
 
 
 class NtkevalLocalLauncher(LocalLauncher):
+    def __call__(self, *args, **kwargs):  # in the job's process: one cell
+        from ntkeval.jobs.allocation import limit_threads
+
+        limit_threads(self.params.get("cpus_per_task"))
+        return super().__call__(*args, **kwargs)
+
     def launch(self, job_overrides, initial_job_idx):
         from ntkeval.jobs.submitit_jobs import launch_and_wait  # imported on use: Hydra imports plugins at every start
 
@@ -36,6 +43,12 @@ class NtkevalLocalLauncher(LocalLauncher):
 
 
 class NtkevalSlurmLauncher(SlurmLauncher):
+    def __call__(self, *args, **kwargs):  # in the job's process: one cell
+        from ntkeval.jobs.allocation import limit_threads
+
+        limit_threads(self.params.get("cpus_per_task"))
+        return super().__call__(*args, **kwargs)
+
     def launch(self, job_overrides, initial_job_idx):
         from ntkeval.jobs.submitit_jobs import launch_and_wait
 
