@@ -1,5 +1,5 @@
-"""Packed jobs (hydra.launcher.pack=row): the plan (rows, waves, controls first, no two jobs of a wave sharing an
-uncached stage no earlier wave computes), the packed job's runner (failure isolation, a fatal fault stops the rest), the command's reading of
+"""Packed jobs (hydra.launcher.pack=row): the plan (one job per row, controls first, a job that needs a stage
+another job computes submitted after it), the packed job's runner (failure isolation, a fatal fault stops the rest), the command's reading of
 packed jobs' returns, and a real sweep through the local launcher: one model load per job, the numbers of pack=none,
 zero lock waits, one result.json per cell, resume."""
 
@@ -33,24 +33,26 @@ def bench_row(row: str) -> list[CellNeeds]:
                   f"{row}:tune-skill", f"{row}:tune-skill-adapter")]
 
 
-def test_the_bench_grid_runs_the_shared_stages_first_then_every_row_at_once():
+def test_one_job_per_row_controls_first_and_rows_that_share_a_stage_start_after_its_owner():
     cells = bench_row("add") + bench_row("mul") + bench_row("sub")
     jobs = plan_packs(cells)
-    # wave 0: only the cell that computes the untouched model's scores every row needs
-    assert jobs[0] == PackedJob(0, (0,))
-    # wave 1: the rest of its row, then each other row whole, controls before the learners that need them
-    assert jobs[1:] == [PackedJob(1, (2, 1, 3)), PackedJob(1, (4, 6, 5, 7)), PackedJob(1, (8, 10, 9, 11))]
+    # one job per train skill, controls before the learners that need them
+    assert [job.cells for job in jobs] == [(0, 2, 1, 3), (4, 6, 5, 7), (8, 10, 9, 11)]
+    # icl-standard on add, the first to need the untouched model's scores, computes them; the other rows' jobs are
+    # submitted when it has finished, while add's job goes on with its other cells
+    assert [job.after for job in jobs] == [frozenset(), {0}, {0}]
 
 
-def test_nothing_shared_or_everything_cached_is_one_wave_of_rows():
+def test_nothing_shared_needs_no_waiting():
     cells = [needs("a", "icl-skill", None, "a1"), needs("b", "icl-skill", None, "b1"), needs("a", "x", None)]
-    assert plan_packs(cells) == [PackedJob(0, (0, 2)), PackedJob(0, (1,))]
+    assert plan_packs(cells) == [PackedJob((0, 2)), PackedJob((1,))]
 
 
 @pytest.mark.parametrize("seed", range(200))
-def test_no_two_jobs_of_a_wave_need_the_same_uncached_stage(seed):
-    """Random grids: every cell in exactly one job; a job's cells share its row; within a wave, the jobs' stages
-    share no stage that an earlier wave did not compute already (so none waits on another's lock); controls first."""
+def test_every_stage_is_computed_by_one_job_while_the_others_that_need_it_wait_unsubmitted(seed):
+    """Random grids: one job per row, every cell in exactly one; for each stage, all jobs that need it but one
+    start after a cell (of another job) that needs it too, so is done with it; the jobs can be started in an order
+    (nobody waits for a job that waits for it); controls first within a job."""
     rng = random.Random(seed)
     keys = [f"k{i}" for i in range(rng.randint(1, 12))]
     names = ["icl-standard", "icl-skill", "tune-base", "tune-skill", "x"]
@@ -61,18 +63,19 @@ def test_no_two_jobs_of_a_wave_need_the_same_uncached_stage(seed):
         control = rng.choice([None, *names[position + 1:]])  # control links never loop, as in conf/learner
         cells.append(needs(f"r{rng.randint(0, 4)}", learner, control, *rng.sample(keys, rng.randint(0, len(keys)))))
     jobs = plan_packs(cells)
-    placed = sorted(i for job in jobs for i in job.cells)
-    assert placed == list(range(len(cells)))
-    assert [job.wave for job in jobs] == sorted(job.wave for job in jobs)
-    for job in jobs:
-        assert len({cells[i].row for i in job.cells}) == 1
-    earlier: set[str] = set()  # stages some job of an earlier wave needs, so computes, before this wave starts
-    for wave in sorted({job.wave for job in jobs}):
-        in_wave = [set().union(*(cells[i].stages for i in job.cells)) for job in jobs if job.wave == wave]
-        for a in range(len(in_wave)):
-            for b in range(a + 1, len(in_wave)):
-                assert not (in_wave[a] & in_wave[b]) - earlier, (wave, in_wave)
-        earlier |= set().union(*in_wave)
+    assert sorted(i for job in jobs for i in job.cells) == list(range(len(cells)))
+    assert [len({cells[i].row for i in job.cells}) for job in jobs] == [1] * len(jobs)
+    assert len({cells[job.cells[0]].row for job in jobs}) == len(jobs)
+    job_of = {i: n for n, job in enumerate(jobs) for i in job.cells}
+    for key in keys:
+        needing = [n for n, job in enumerate(jobs) if any(key in cells[i].stages for i in job.cells)]
+        free = [n for n in needing if not any(key in cells[c].stages and job_of[c] != n for c in jobs[n].after)]
+        assert len(free) <= 1, (key, needing, free)
+    started: set[int] = set()  # start every job whose `after` cells are all in started jobs, until none is left
+    while len(started) < len(jobs):
+        can = [n for n, job in enumerate(jobs) if n not in started and all(job_of[c] in started for c in job.after)]
+        assert can, "jobs wait for each other"
+        started.update(can)
     for job in jobs:  # controls first within a job
         learners = [cells[i].learner for i in job.cells]
         for position, i in enumerate(job.cells):
@@ -99,10 +102,11 @@ def params(*names):
     return [([name], "hydra.sweep.dir", number, f"job_id_for_{number}", {}) for number, name in enumerate(names)]
 
 
-def test_a_packed_job_runs_every_cell_past_a_failed_one_and_stops_at_a_fatal_fault():
+def test_a_packed_job_runs_every_cell_past_a_failed_one_and_stops_at_a_fatal_fault(tmp_path):
     launcher = FakeLauncher({"b": Fault("b broke"), "d": Fault("no space left on /scratch", fatal=True)})
-    returns = PackRunner(launcher)(params("a", "b", "c", "d", "e", "f"))
+    returns = PackRunner(launcher, str(tmp_path / "finished"))(params("a", "b", "c", "d", "e", "f"))
     assert launcher.ran == [0, 1, 2, 3]  # past b's failure; nothing after d's full disk
+    assert sorted(p.name for p in (tmp_path / "finished").iterdir()) == ["0", "1", "2", "3"]  # each marked finished
     assert [r.status for r in returns] == [JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.COMPLETED,
                                            JobStatus.FAILED, JobStatus.FAILED, JobStatus.FAILED]
     assert [r.overrides for r in returns[4:]] == [["e"], ["f"]]
@@ -110,7 +114,7 @@ def test_a_packed_job_runs_every_cell_past_a_failed_one_and_stops_at_a_fatal_fau
 
 
 class FakeJob:
-    """A finished submitit job as _wait sees it."""
+    """A finished submitit job as _run sees it."""
 
     def __init__(self, job_id, result=None, error=None, state="COMPLETED", tmp: Path | None = None):
         self.job_id, self._result, self._error, self.state = job_id, result, error, state
@@ -127,16 +131,24 @@ class FakeJob:
         return [self._result]
 
 
-def test_the_command_reads_each_cell_of_a_packed_job_and_blames_a_killed_job_on_all_its_cells(tmp_path,
-                                                                                                monkeypatch):
-    recorded = {}
+def test_the_command_submits_a_job_once_its_owner_finished_and_reads_each_cell_of_a_packed_job(tmp_path,
+                                                                                                  monkeypatch):
+    """Job 2 starts after cell 0 (of job 1): it is submitted only once job 1 has ended; each cell of a packed job
+    is read on its own, and a job Slurm killed is every one of its cells' fault."""
+    recorded, submissions = {}, []
     monkeypatch.setattr(submitit_jobs, "record", lambda overrides, fault: recorded.setdefault(overrides[0], fault))
     ok = JobReturn(overrides=["a"], status=JobStatus.COMPLETED, _return_value={})
     bad = JobReturn(overrides=["b"], status=JobStatus.FAILED, _return_value=CellFailed(Fault("b broke")))
-    packed = FakeJob("1", result=[ok, bad], tmp=tmp_path)
-    killed = FakeJob("2", state="TIMEOUT", tmp=tmp_path)
-    returns, fatal = submitit_jobs._wait([packed, killed], [[0, 1], [2, 3]], [["a"], ["b"], ["c"], ["d"]], "Slurm",
-                                         tmp_path)
+    handles = iter([[FakeJob("1", result=[ok, bad], tmp=tmp_path)], [FakeJob("2", state="TIMEOUT", tmp=tmp_path)]])
+
+    def submit(launcher, overrides, jobs, initial_job_idx, cluster, sweep_dir, first=True):
+        submissions.append(jobs)
+        return next(handles)
+
+    monkeypatch.setattr(submitit_jobs, "_submit", submit)
+    jobs = [PackedJob((0, 1)), PackedJob((2, 3), after=frozenset({0}))]
+    returns, fatal = submitit_jobs._run(None, jobs, [["a"], ["b"], ["c"], ["d"]], 0, "Slurm", tmp_path)
+    assert submissions == [[[0, 1]], [[2, 3]]]  # one at a time: the second once the first had ended
     assert returns == [ok] and fatal is None
     assert recorded["b"].line == "b broke"
     assert recorded["c"] == recorded["d"] and "TIMEOUT" in recorded["c"].line.upper()
@@ -164,7 +176,7 @@ def test_a_packed_sweep_loads_once_per_job_and_gives_the_numbers_of_the_in_proce
     packed = sweep(tmp_path, "packed", "hydra/launcher=local", "hydra.launcher.pack=row")
     assert packed.returncode == 0, packed.stderr[-3000:]
     jobs = sum(int(n) for n in re.findall(r"submitted \d+ cells in (\d+) packed jobs", packed.stdout + packed.stderr))
-    assert jobs == 3  # wave 1: the untouched model's scores; wave 2: the rest of that row, and the other row
+    assert jobs == 2  # one per train skill
     logs = list((tmp_path / "packed").glob("*/app.log"))
     assert len(logs) == 6 and sum(log.read_text().count("loading model") for log in logs) == jobs
     assert "6 cells done, 0 failed or missing" in packed.stderr

@@ -368,7 +368,7 @@ class Jobs:
     devices: list[str]
     in_process: bool
     limit: tuple[float, str] | None
-    waves: int = 1  # pack=row: the launcher submits a wave when the one before it has ended (ntkeval.jobs.packing)
+    waiting: int = 0  # pack=row: jobs submitted once cells of other jobs have finished (ntkeval.jobs.packing)
 
     @classmethod
     def of(cls, grid: Grid, cells: list) -> Jobs:
@@ -378,16 +378,16 @@ class Jobs:
         target = str(launcher._target_)
         in_process, here = target.endswith("BasicLauncher"), target.endswith(RUNS_HERE)
         devices = [_job_device(str(cfg.device), here) for cfg in grid.configs]
-        if not in_process and launcher.get("pack", "none") == "row":  # the launcher's own plan: rows split in waves
+        if not in_process and launcher.get("pack", "none") == "row":  # the launcher's own plan
             needs = [cell_needs(cell, row_of(cfg)) for cell, cfg in zip(cells, grid.configs)]
             packed = plan_packs(needs)
-            groups, waves = [list(job.cells) for job in packed], len({job.wave for job in packed})
+            groups, waiting = [list(job.cells) for job in packed], sum(bool(job.after) for job in packed)
         else:
-            groups, waves = [[i] for i in range(len(cells))], 1
+            groups, waiting = [[i] for i in range(len(cells))], 0
         size = launcher.get("gpu_memory_gb")
         limit = (float(size), f"hydra.launcher.gpu_memory_gb={size:g}") if size is not None and not in_process \
             else _visible_gpu(devices) if in_process else None
-        return cls(groups, devices, in_process, limit, waves)
+        return cls(groups, devices, in_process, limit, waiting)
 
 
 def _job_device(device: str, here: bool) -> str:
@@ -439,9 +439,9 @@ def print_plan(grid: Grid, cells: list, jobs: Jobs, estimates) -> None:
               f"tests={len(cell.test_skills)} seed={cell.seed}{shown}")
     plan = plan_grid(cells)
     print("\n".join(plan.lines()))
-    if jobs.waves > 1 or any(len(group) > 1 for group in jobs.groups):
-        print(f"packed: {len(cells)} cells in {len(jobs.groups)} jobs, {jobs.waves} waves (the cells computing stages "
-              f"other rows need run first; a wave starts when the one before it has ended)")
+    if any(len(group) > 1 for group in jobs.groups):
+        print(f"packed: {len(cells)} cells in {len(jobs.groups)} jobs (one per model and train skill); {jobs.waiting} "
+              f"of them are submitted once the cells computing stages they share with other jobs have finished")
     print("\n".join(memory_lines(estimates, jobs.limit)), flush=True)
     refuse_oversized(estimates, jobs.limit)
     if grid.base.get("calibrate") is True:

@@ -2,15 +2,17 @@
 one job, in turn, on one loaded model (ntkeval.backends.session_pool), controls before the learners that need them.
 
 Cells of different rows still share stages: every cell scores the untouched model on the same test questions. Run at
-once, two jobs would meet at that stage's lock and one would hold its GPU waiting. So the jobs come in waves: the
-cells that first need a stage that other rows need too (its owners) run in an early wave, and the cells that need
-what they compute run in a later one, submitted when the earlier wave has ended. No job waits on another's lock.
+once, two jobs would meet at that stage's lock and one would hold its GPU waiting. So a stage that several rows need
+is owned by the first cell that needs it, and a job that needs a stage owned by another job's cell is submitted only
+once that cell has finished (the packed job marks each finished cell in the sweep dir). No job waits on another's
+lock, and the owner's job goes on with the rest of its row meanwhile.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus
@@ -53,38 +55,28 @@ class CellNeeds:
 
 @dataclass(frozen=True)
 class PackedJob:
-    wave: int
-    cells: tuple[int, ...]  # indices into the sweep's jobs, in the order the job runs them
+    cells: tuple[int, ...]                # indices into the sweep's jobs, in the order the job runs them
+    after: frozenset[int] = frozenset()   # cells of other jobs that must have finished before it is submitted
 
 
 def plan_packs(cells: list[CellNeeds]) -> list[PackedJob]:
-    """Jobs of the cells, one per row and wave, in wave order, each with its cells controls first.
+    """One job per row (rows in the order of their first cell), its cells controls first; each job with the cells
+    of other jobs it must start after.
 
-    A stage needed by cells of several rows is owned by the first of them (rows in sweep order, controls first).
-    A cell runs in a wave after the owners in other rows of every stage it needs (in the same wave as an owner in its
-    own row: one job runs them in turn). Cells of a row that owns such stages but own none themselves move to the
-    next wave, so the first wave holds only what the others wait for."""
-    order = [i for row in rows([c.row for c in cells]) for i in _controls_first(row, cells)]
+    A stage is owned by the first cell in that order that needs it. A job starts after the owners, in other jobs,
+    of every stage its cells need: then each stage is computed by one job while every other job that needs it
+    waits unsubmitted, holding no GPU. Owners are always in earlier rows, so no two jobs wait for each other."""
+    order = [_controls_first(row, cells) for row in rows([c.row for c in cells])]
     owner: dict[str, int] = {}
-    for i in order:
+    for i in (i for job in order for i in job):
         for key in cells[i].stages:
             owner.setdefault(key, i)
-    shared = {key for key, first in owner.items()
-              if any(key in cells[i].stages and cells[i].row != cells[first].row for i in order)}
-    wave: dict[int, int] = {}
-    for i in order:
-        needed = [owner[key] for key in cells[i].stages if owner[key] != i]
-        wave[i] = max([wave[o] + (cells[o].row != cells[i].row) for o in needed], default=0)
-    if shared and max(wave.values()) > 0:
-        owns = {owner[key] for key in shared}
-        owning_rows = {cells[o].row for o in owns if wave[o] == 0}
-        for i in order:
-            if wave[i] == 0 and i not in owns and cells[i].row in owning_rows:
-                wave[i] = 1
-    jobs: dict[tuple[int, str], list[int]] = {}
-    for i in order:
-        jobs.setdefault((wave[i], cells[i].row), []).append(i)
-    return [PackedJob(w, tuple(members)) for (w, _), members in sorted(jobs.items(), key=lambda kv: kv[0][0])]
+    jobs = []
+    for job in order:
+        members = set(job)
+        after = {owner[key] for i in job for key in cells[i].stages} - members
+        jobs.append(PackedJob(tuple(job), frozenset(after)))
+    return jobs
 
 
 def _controls_first(row: list[int], cells: list[CellNeeds]) -> list[int]:
@@ -120,18 +112,29 @@ def cell_needs(cell, row: str) -> CellNeeds:
                      stages=frozenset(stages))
 
 
+FINISHED_DIR = ".ntkeval-finished"  # in the sweep dir: one empty file per finished cell, named by its job number
+
+
+def finished_marker(finished_dir: str | Path, job_num: int) -> Path:
+    folder = Path(finished_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / str(job_num)
+
+
 class PackRunner:
     """The callable of one packed job: runs its cells in turn through the launcher's own `__call__` (one Hydra job
     each: its own job dir, log, result.json and W&B run) and returns their JobReturns. A cell that fails does not
     stop the others, except a fault every later cell would meet too (a full disk): those are returned not started."""
 
-    def __init__(self, launcher: Any):
+    def __init__(self, launcher: Any, finished_dir: str):
         self.launcher = launcher
+        self.finished_dir = finished_dir  # where each finished cell is marked (finished_marker), for the command
 
     def __call__(self, cells: list[tuple]) -> list[JobReturn]:
         returns: list[JobReturn] = []
         for position, params in enumerate(cells):
             returned = self.launcher(*params)
+            finished_marker(self.finished_dir, params[2]).touch()  # done or failed: it computes nothing more
             returns.append(returned)
             if returned.status == JobStatus.FAILED and describe(returned._return_value).fatal:
                 stopped = describe(returned._return_value)

@@ -23,11 +23,13 @@ from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from omegaconf import OmegaConf
 
 from ntkeval.jobs.callbacks import CREATED
+from ntkeval.jobs.packing import FINISHED_DIR
 from ntkeval.jobs.faults import Fault, Stop, describe, ended_by_scheduler, from_traceback_text, record
 
 log = logging.getLogger(__name__)
 
-_POLL_S = (0.5, 5.0)   # first and longest pause between looks at the jobs (submitit rate-limits its sacct calls)
+_POLL_S = (0.5, 2.0)   # first and longest pause between looks at the jobs (a look is a file check; submitit
+#                        rate-limits its own sacct calls)
 # sbatch's words when it cannot talk to slurmctld at all (as opposed to refusing the request)
 _UNREACHABLE = re.compile(r"contact slurm controller|connect(ion)? (failure|refused)|timed out|Zero Bytes|"
                           r"Unable to establish", re.IGNORECASE)
@@ -39,48 +41,84 @@ def launch_and_wait(launcher: Any, job_overrides: Sequence[Sequence[str]], initi
     """Submit every job, wait for all, record each failure (faults.RECORDED) and return the completed jobs'
     returns: a failed one returned to Hydra's sweeper would be re-raised there as a traceback.
 
-    With pack=row the cells go in packed jobs (ntkeval.jobs.packing), wave after wave: a wave is submitted when the
-    one before it has ended, so no job holds a GPU while waiting for a stage another job computes."""
+    With pack=row the cells go in packed jobs (ntkeval.jobs.packing); a job that needs a stage another job's cell
+    computes is submitted once that cell has finished, so no job holds a GPU while waiting on a lock."""
     sweep_dir = Path(str(launcher.config.hydra.sweep.dir))
     overrides = [list(o) for o in job_overrides]
-    waves = _waves(launcher, overrides)
-    returns: list[JobReturn] = []
-    for number, wave in enumerate(waves):
-        if len(waves) > 1:
-            log.info("wave %d of %d: %d jobs, %d cells", number + 1, len(waves), len(wave),
-                     sum(len(job) for job in wave))
-        jobs = _submit(launcher, overrides, wave, initial_job_idx, cluster, sweep_dir, first=number == 0)
-        done, fatal = _wait(jobs, wave, overrides, cluster, sweep_dir)
-        returns += done
-        if fatal is not None:
-            for later in waves[number + 1:]:
-                for index in (i for job in later for i in job):
-                    record(overrides[index], Fault(f"not started: the sweep stopped ({fatal.line})"))
-            raise Stop(fatal)
+    jobs = _jobs(launcher, overrides)
+    finished_dir = sweep_dir / FINISHED_DIR
+    for i in range(len(overrides)):  # a marker left by an earlier run of this sweep would release a job too early
+        (finished_dir / str(initial_job_idx + i)).unlink(missing_ok=True)
+    returns, fatal = _run(launcher, jobs, overrides, initial_job_idx, cluster, sweep_dir)
+    if fatal is not None:
+        raise Stop(fatal)
     return returns
 
 
-def _waves(launcher: Any, overrides: list[list[str]]) -> list[list[list[int]]]:
-    """The jobs to submit, wave by wave, each job the cells it runs (indices into `overrides`): one cell per job
-    with pack=none; with pack=row, ntkeval.jobs.packing's plan."""
-    from ntkeval.jobs.packing import PACKS
+def _jobs(launcher: Any, overrides: list[list[str]]) -> list:
+    """The jobs to submit (packing.PackedJob: the cells each runs, the cells it starts after): one cell per job with
+    pack=none; with pack=row, ntkeval.jobs.packing's plan."""
+    from ntkeval.jobs.packing import PACKS, PackedJob, plan_packs
 
     pack = launcher.params.get("pack", "none")
     if pack not in PACKS:  # preflight refuses it first; this guards a launcher built elsewhere
         raise Stop(Fault(f"hydra.launcher.pack={pack!r} is invalid; valid choices: {', '.join(PACKS)}", rerun=None),
                    summarise=False)
     if pack == "none":
-        return [[[index] for index in range(len(overrides))]]
-    from ntkeval.jobs.packing import plan_packs
+        return [PackedJob((index,)) for index in range(len(overrides))]
+    start = time.monotonic()
+    jobs = plan_packs(_cell_needs(launcher, overrides))
+    log.info("packed %d cells in %d jobs, %d of them submitted once cells of others have finished (planned in "
+             "%.1f s)", len(overrides), len(jobs), sum(bool(job.after) for job in jobs), time.monotonic() - start)
+    return jobs
 
-    needs = _cell_needs(launcher, overrides)
-    jobs = plan_packs(needs)
-    waves: list[list[list[int]]] = []
-    for job in jobs:
-        while len(waves) <= job.wave:
-            waves.append([])
-        waves[job.wave].append(list(job.cells))
-    return [wave for wave in waves if wave]
+
+def _run(launcher: Any, jobs: list, overrides: list[list[str]], initial_job_idx: int, cluster: str,
+         sweep_dir: Path) -> tuple[list[JobReturn], Fault | None]:
+    """Submit each job once the cells it starts after have finished, wait for every job, in the order they end;
+    returns the completed cells' returns and the first fatal fault."""
+    blocked, running = list(jobs), {}  # running: submitit job -> PackedJob
+    finished: set[int] = set()          # cells that have finished (their job ended, or the packed job marked them)
+    returns: list[JobReturn] = []
+    fatal, stopped, pause, first = None, set(), _POLL_S[0], True
+    while blocked or running:
+        ready = [job for job in blocked if job.after <= finished] if fatal is None else []
+        if ready:
+            submitted = _submit(launcher, overrides, [list(job.cells) for job in ready], initial_job_idx, cluster,
+                                sweep_dir, first=first)
+            first, pause = False, _POLL_S[0]
+            running.update(zip(submitted, ready))
+            blocked = [job for job in blocked if job not in ready]
+        for handle, job in list(running.items()):
+            if not handle.done():
+                continue
+            del running[handle]
+            finished.update(job.cells)
+            if handle in stopped:
+                for cell in job.cells:
+                    record(overrides[cell], Fault(f"not started: the sweep stopped ({fatal.line})"))
+                continue
+            for cell, (returned, fault) in zip(job.cells, _outcomes(handle, len(job.cells), cluster, sweep_dir)):
+                if returned is not None:
+                    returns.append(returned)
+                    continue
+                record(overrides[cell], fault)
+                log.error("job %s (#%d) failed: %s", handle.job_id, cell, fault.line)
+                if fault.fatal and fatal is None:
+                    fatal = fault
+                    stopped = {h for h in running if h.state.split()[0] in _UNFINISHED}
+                    for h in stopped:
+                        h.cancel(check=False)
+        if fatal is not None and blocked:
+            for cell in (cell for job in blocked for cell in job.cells):
+                record(overrides[cell], Fault(f"not started: the sweep stopped ({fatal.line})"))
+            blocked = []
+        waited = {cell for job in blocked for cell in job.after} - finished
+        finished.update(cell for cell in waited if (sweep_dir / FINISHED_DIR / str(initial_job_idx + cell)).exists())
+        if running and not any(job.after <= finished for job in blocked):
+            time.sleep(pause)
+            pause = min(pause * 1.5, _POLL_S[1])
+    return returns, fatal
 
 
 def _cell_needs(launcher: Any, overrides: list[list[str]]) -> list:
@@ -139,7 +177,8 @@ def _submit(launcher: Any, overrides: list[list[str]], jobs: list[list[int]], in
         # submitit prints sbatch's error output itself before raising it; it is told once, below
         with contextlib.redirect_stderr(io.StringIO()):
             if packed:
-                submitted = executor.map_array(PackRunner(launcher), [[params[i] for i in job] for job in jobs])
+                submitted = executor.map_array(PackRunner(launcher, str(sweep_dir / FINISHED_DIR)),
+                                               [[params[i] for i in job] for job in jobs])
             else:
                 submitted = executor.map_array(launcher, *zip(*[params[i] for (i,) in jobs]))
     except (submitit.core.utils.FailedJobError, OSError) as error:
@@ -168,39 +207,6 @@ def _remove_unsubmitted(sweep_dir: Path | None, folder: Path, before: set[Path])
         return
     for path in set(folder.iterdir()) - before if folder.is_dir() else ():
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-
-
-def _wait(jobs: list, cells: list[list[int]], overrides: list[list[str]], cluster: str,
-          sweep_dir: Path) -> tuple[list[JobReturn], Fault | None]:
-    """Wait for every job (job j runs the cells cells[j]), in the order they end; returns the completed cells'
-    returns and the first fatal fault."""
-    pending = dict(enumerate(jobs))
-    returns: list[JobReturn] = []
-    fatal, stopped, pause = None, set(), _POLL_S[0]
-    while pending:
-        for index, job in list(pending.items()):
-            if not job.done():
-                continue
-            del pending[index]
-            if index in stopped:
-                for cell in cells[index]:
-                    record(overrides[cell], Fault(f"not started: the sweep stopped ({fatal.line})"))
-                continue
-            for cell, (returned, fault) in zip(cells[index], _outcomes(job, len(cells[index]), cluster, sweep_dir)):
-                if returned is not None:
-                    returns.append(returned)
-                    continue
-                record(overrides[cell], fault)
-                log.error("job %s (#%d) failed: %s", job.job_id, cell, fault.line)
-                if fault.fatal and fatal is None:
-                    fatal = fault
-                    stopped = {i for i, j in pending.items() if j.state.split()[0] in _UNFINISHED}
-                    for i in stopped:
-                        pending[i].cancel(check=False)
-        if pending:
-            time.sleep(pause)
-            pause = min(pause * 1.5, _POLL_S[1])
-    return returns, fatal
 
 
 def _outcomes(job, cells: int, cluster: str, sweep_dir: Path) -> list[tuple[JobReturn | None, Fault | None]]:
