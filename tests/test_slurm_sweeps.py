@@ -201,7 +201,6 @@ def test_packed_jobs_run_a_row_on_one_model_load_and_a_failing_row_fails_alone(s
     assert "waiting on other jobs' locks: 0.0 s" in run.stderr
     jobs = sum(int(n) for n in re.findall(r"submitted \d+ cells in (\d+) packed jobs", run.stdout + run.stderr))
     tiny_logs = "".join(p.read_text() for p in sweep.glob("*_tiny_*/*.log"))
-    # per model: the cell computing the untouched model's scores first (a job), then the rest of its row and the other
-    # row (a job each): 6 jobs, 3 of them tiny's, each loading tiny once
-    assert jobs == 6 and tiny_logs.count("loading model tiny") == 3
+    # one job per model and train skill: 4 jobs, 2 of them tiny's, each loading tiny once
+    assert jobs == 4 and tiny_logs.count("loading model tiny") == 2
     assert tiny_logs.count("tuning tune-base on add/question: started") == 1
