@@ -138,10 +138,9 @@ def test_a_job_that_cannot_fit_is_refused_in_one_line_before_anything_runs(tmp_p
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
     weights = gib(4 * sum(p.numel() for p in TinyModel().load("cpu")[0].parameters()))
-    # pack=row's plan: icl-skill on add/question first (it scores the untouched model, which the other row needs),
-    # then the rest of its row and the other row: 3 jobs, each named by its first one
-    found = re.fullmatch(r"ntkeval: error: job (\d) \(tiny, (?:icl-skill, )?(\S+?)(?:, \d cells)?\) \(and 2 more jobs\) "
-                         r"needs ~([\d.]+ \w+) of GPU memory \(weights (.+?), LoRA (.+?), activations (.+?)\) but "
+    # pack=row: one job per train skill, 2 cells each
+    found = re.fullmatch(r"ntkeval: error: job (\d) \(tiny, (\S+), 2 cells\) \(and 1 more job\) needs ~([\d.]+ \w+) of "
+                         r"GPU memory \(weights (.+?), LoRA (.+?), activations (.+?)\) but "
                          r"hydra\.launcher\.gpu_memory_gb=0\.001: lower (\S+) .*", lines[0])
     assert found, lines[0]
     assert found.group(2) in ("add/question", "mul/question") and found.group(4) == weights
