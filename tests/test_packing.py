@@ -172,7 +172,7 @@ def rows_of(sweep_dir: Path) -> dict[str, list]:
     return {p.parent.name: json.loads(p.read_text())["tests"] for p in sweep_dir.glob("*/result.json")}
 
 
-def test_a_packed_sweep_loads_once_per_job_and_gives_the_numbers_of_the_in_process_sweep(tmp_path):
+def test_a_packed_sweep_loads_once_per_job_and_gives_the_numbers_of_a_process_per_cell(tmp_path):
     packed = sweep(tmp_path, "packed", "hydra/launcher=local", "hydra.launcher.pack=row")
     assert packed.returncode == 0, packed.stderr[-3000:]
     jobs = sum(int(n) for n in re.findall(r"submitted \d+ cells in (\d+) packed jobs", packed.stdout + packed.stderr))
@@ -184,7 +184,7 @@ def test_a_packed_sweep_loads_once_per_job_and_gives_the_numbers_of_the_in_proce
     for result in (tmp_path / "packed").glob("*/result.json"):
         assert json.loads(result.read_text())["cache"]["lock_wait_s"] == 0.0
 
-    alone = sweep(tmp_path, "alone")  # in-process, one job per cell: the numbers of unpacked cells
+    alone = sweep(tmp_path, "alone", "hydra/launcher=local", "hydra.launcher.pack=none")  # a process per cell
     assert alone.returncode == 0, alone.stderr[-3000:]
     assert json.dumps(rows_of(tmp_path / "packed"), sort_keys=True) == \
         json.dumps(rows_of(tmp_path / "alone"), sort_keys=True)
@@ -214,3 +214,35 @@ def test_a_job_uses_as_many_threads_as_it_was_given_and_never_more_than_torch_wo
         assert torch.get_num_threads() == 1  # never raised above what it is
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_failed_cell_in_a_packed_job_leaves_nothing_of_its_frames_alive_for_the_next(tmp_path):
+    """A failed cell's exception (raised from the error, with its traceback) would keep its frames' tensors alive
+    for the rest of the job; the runner keeps only its fault."""
+    import weakref
+
+    class Big:
+        pass
+
+    alive = []
+
+    class Failing(FakeLauncher):
+        def __call__(self, overrides, job_dir_key, job_num, job_id, state):
+            def cell():
+                batch = Big()  # what a failing frame holds: a batch, activations, optimizer states
+                alive.append(weakref.ref(batch))
+                raise RuntimeError("tuning broke")
+
+            try:
+                cell()
+            except RuntimeError as error:
+                failed = CellFailed(Fault("RuntimeError: tuning broke", known=False))
+                try:
+                    raise failed from error
+                except CellFailed as raised:
+                    return JobReturn(overrides=overrides, status=JobStatus.FAILED, _return_value=raised)
+
+    returns = PackRunner(Failing({}), str(tmp_path / "finished"))(params("a", "b"))
+    assert [str(r._return_value) for r in returns] == ["RuntimeError: tuning broke"] * 2
+    assert all(r._return_value.__traceback__ is None and r._return_value.__cause__ is None for r in returns)
+    assert [ref() for ref in alive] == [None, None]

@@ -94,3 +94,18 @@ def test_a_failed_cell_leaves_no_adapter_behind(tmp_path, monkeypatch):
     assert session._peft is None and not session._adapters
     assert not any("lora_" in name for name, _ in session.model.named_modules())
     assert all(p.requires_grad for p in session.model.parameters())
+
+
+def test_a_grpo_cell_leaves_the_model_as_loaded_for_the_next_cell(tmp_path):
+    """TRL's trainer turns the model's key/value cache off for training; the session turns it back on, so a row
+    with tune-rl in it still loads the model once."""
+    from test_rl import learner as rl_learner
+
+    CountingTiny.loads = 0
+    scorer = ExactScorer(batch_size=4)
+    run_cell(cell(tmp_path / "rl", rl_learner(), tmp_path / "c", scorer), NullTracker())
+    (session,) = session_pool._kept.values()
+    assert session.model.config.use_cache is True
+    run_cell(cell(tmp_path / "icl", InContextLearner(name="icl-skill", demos=2, source="skill"), tmp_path / "c",
+                  scorer), NullTracker())
+    assert CountingTiny.loads == 1

@@ -136,8 +136,9 @@ class PackRunner:
             returned = self.launcher(*params)
             finished_marker(self.finished_dir, params[2]).touch()  # done or failed: it computes nothing more
             returns.append(returned)
-            if returned.status == JobStatus.FAILED and describe(returned._return_value).fatal:
-                stopped = describe(returned._return_value)
+            if returned.status == JobStatus.FAILED:
+                stopped = _drop_failed_frames(returned)
+            if returned.status == JobStatus.FAILED and stopped.fatal:
                 for rest in cells[position + 1:]:
                     returns.append(JobReturn(overrides=list(rest[0]), status=JobStatus.FAILED, _return_value=CellFailed(
                         Fault(f"not started: the job stopped ({stopped.line})"))))
@@ -149,3 +150,20 @@ class PackRunner:
         import submitit
 
         return submitit.helpers.DelayedSubmission(self, cells)
+
+
+def _drop_failed_frames(returned: JobReturn) -> Fault:
+    """A failed cell's fault, with the exception it came in replaced by one that holds nothing else: its traceback
+    (and the error it was raised from) keep the failing frames alive, with their batches, activations and
+    optimizer states, which the row's next cells need the memory of. Only the fault goes back to the command."""
+    fault = describe(returned._return_value)
+    returned._return_value = CellFailed(fault)
+    import gc
+
+    gc.collect()
+    try:
+        from ntkeval.backends.huggingface.oom import free_accelerator_memory
+    except ImportError:  # a backend without torch: nothing to free
+        return fault
+    free_accelerator_memory()
+    return fault

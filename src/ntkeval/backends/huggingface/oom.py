@@ -15,6 +15,9 @@ import torch
 
 log = logging.getLogger(__name__)
 
+# torch >= 2.5 raises torch.OutOfMemoryError on every device; older ones (pyproject allows 2.2) have only CUDA's
+OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
@@ -22,7 +25,7 @@ Result = TypeVar("Result")
 def is_out_of_memory(error: BaseException) -> bool:
     """torch's OutOfMemoryError (CUDA, and the generic one of torch >= 2.5), or the RuntimeError of a backend that
     words it only in text (MPS, ROCm builds: "out of memory")."""
-    if isinstance(error, torch.OutOfMemoryError):
+    if isinstance(error, OUT_OF_MEMORY):
         return True
     return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
 
@@ -71,7 +74,7 @@ class ShrinkingBatches:
 
     def _shrink(self, failed: int, error: BaseException) -> None:
         if failed <= 1:
-            raise torch.OutOfMemoryError(
+            raise OUT_OF_MEMORY(
                 f"{self.what}: out of memory on a single item (batch size 1): the model does not fit with this "
                 f"input; use a smaller model, a shorter input or a GPU with more memory ({error})") from error
         self.size = max(1, failed // 2)

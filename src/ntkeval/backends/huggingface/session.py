@@ -3,6 +3,7 @@ with LoRA adapters added, trained, saved and switched on it (never reloaded)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import time
@@ -30,6 +31,7 @@ class HFSession:
         self._peft = None       # the PeftModel wrapping the base once the first adapter arrives
         self._adapters: set[str] = set()
         self._as_loaded: str | None = None  # a fingerprint of the model's settings as loaded (reset() compares)
+        self._grad_flags: list[bool] = []   # each parameter's requires_grad as loaded
 
     def _ensure_loaded(self) -> None:
         if self._model is None:
@@ -37,6 +39,7 @@ class HFSession:
             log.info("loading model %s on %s", self.loader.name, self.device)
             self._model, self._tokenizer = self.loader.load(self.device)
             self._as_loaded = _settings_fingerprint(self._model, self._tokenizer)
+            self._grad_flags = [p.requires_grad for p in self._model.parameters()]
             log.info("model %s loaded in %.1f s", self.loader.name, time.monotonic() - start)
 
     def reset(self) -> bool:
@@ -49,10 +52,15 @@ class HFSession:
             self.remove_adapter(name)
         if self._peft is not None:  # adapters the session did not record (a failed add): unwrap the base anyway
             self._model, self._peft = self._peft.unload(), None
-        for param in self._model.parameters():
-            param.requires_grad_(True)  # as from_pretrained leaves them; peft froze them for the adapters
+        for param, flag in zip(self._model.parameters(), self._grad_flags):
+            param.requires_grad_(flag)  # as loaded; peft froze them for the adapters
         self._model.eval()
-        return _settings_fingerprint(self._model, self._tokenizer) == self._as_loaded
+        now = _settings_fingerprint(self._model, self._tokenizer)
+        if now != self._as_loaded:
+            changed = sorted(k for k, v in json.loads(now).items() if json.loads(self._as_loaded).get(k) != v)
+            log.info("model %s: a cell changed its %s; the next cell loads it afresh", self.loader.name,
+                     ", ".join(changed))
+        return now == self._as_loaded
 
     @property
     def loaded(self) -> bool:
@@ -168,8 +176,12 @@ class HFSession:
         name, loaded = self._training_name(name), name
         torch.manual_seed(settings.seed)  # the same adapter initialisation for every learner of one seed
         model = self.new_adapter(name, config)
-        trained = train_policy(model, self.tokenizer, prompts, reward, settings, adapter=name, checkpoint=checkpoint,
-                               desc=desc)
+        use_cache = self._model.config.use_cache
+        try:
+            trained = train_policy(model, self.tokenizer, prompts, reward, settings, adapter=name,
+                                   checkpoint=checkpoint, desc=desc)
+        finally:  # TRL's trainer turns the key/value cache off for training; sampling after it needs it back
+            self._model.config.use_cache = use_cache
         if out_dir is not None:
             self.save_adapter(name, out_dir)
         if name != loaded:
@@ -214,8 +226,6 @@ def _adapter_root(adapter_dir: Path, name: str) -> Path:
 def _settings_fingerprint(model, tokenizer) -> str:
     """What a cell could change on a loaded model besides its adapters: model and generation configs, tokenizer
     padding; LoRA layers left behind would show as a PEFT config or a lora module name."""
-    import json
-
     generation = getattr(model, "generation_config", None)
     lora = [name for name, _ in model.named_modules() if "lora_" in name][:1]
     return json.dumps({"config": model.config.to_json_string(use_diff=False),
