@@ -246,3 +246,20 @@ def test_a_failed_cell_in_a_packed_job_leaves_nothing_of_its_frames_alive_for_th
     assert [str(r._return_value) for r in returns] == ["RuntimeError: tuning broke"] * 2
     assert all(r._return_value.__traceback__ is None and r._return_value.__cause__ is None for r in returns)
     assert [ref() for ref in alive] == [None, None]
+
+
+def test_a_packed_job_starts_no_cell_once_the_sweep_stopped(tmp_path):
+    """The command marks the sweep stopped (a fatal fault in another job): a running packed job finishes the cell
+    it is in and starts no further one."""
+    from ntkeval.jobs.packing import stop_marker
+
+    class StopsTheSweep(FakeLauncher):
+        def __call__(self, overrides, *rest):
+            returned = super().__call__(overrides, *rest)
+            stop_marker(tmp_path / "finished").touch()  # as the command does when another job hit a full disk
+            return returned
+
+    launcher = StopsTheSweep({})
+    returns = PackRunner(launcher, str(tmp_path / "finished"))(params("a", "b", "c"))
+    assert launcher.ran == [0]
+    assert [str(r._return_value) for r in returns[1:]] == ["not started: the sweep stopped"] * 2

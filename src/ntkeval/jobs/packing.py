@@ -115,10 +115,19 @@ def cell_needs(cell, row: str) -> CellNeeds:
 FINISHED_DIR = ".ntkeval-finished"  # in the sweep dir: one empty file per finished cell, named by its job number
 
 
+STOP = "stop"  # beside the markers: the sweep stopped (a full disk), so a packed job starts no further cell
+
+
 def finished_marker(finished_dir: str | Path, job_num: int) -> Path:
     folder = Path(finished_dir)
     folder.mkdir(parents=True, exist_ok=True)
     return folder / str(job_num)
+
+
+def stop_marker(finished_dir: str | Path) -> Path:
+    folder = Path(finished_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / STOP
 
 
 class PackRunner:
@@ -133,15 +142,16 @@ class PackRunner:
     def __call__(self, cells: list[tuple]) -> list[JobReturn]:
         returns: list[JobReturn] = []
         for position, params in enumerate(cells):
+            if (Path(self.finished_dir) / STOP).exists():
+                returns += _not_started(cells[position:], "the sweep stopped")
+                break
             returned = self.launcher(*params)
             finished_marker(self.finished_dir, params[2]).touch()  # done or failed: it computes nothing more
             returns.append(returned)
             if returned.status == JobStatus.FAILED:
                 stopped = _drop_failed_frames(returned)
             if returned.status == JobStatus.FAILED and stopped.fatal:
-                for rest in cells[position + 1:]:
-                    returns.append(JobReturn(overrides=list(rest[0]), status=JobStatus.FAILED, _return_value=CellFailed(
-                        Fault(f"not started: the job stopped ({stopped.line})"))))
+                returns += _not_started(cells[position + 1:], f"the job stopped ({stopped.line})")
                 break
         return returns
 
@@ -150,6 +160,11 @@ class PackRunner:
         import submitit
 
         return submitit.helpers.DelayedSubmission(self, cells)
+
+
+def _not_started(cells: list[tuple], why: str) -> list[JobReturn]:
+    return [JobReturn(overrides=list(params[0]), status=JobStatus.FAILED,
+                      _return_value=CellFailed(Fault(f"not started: {why}"))) for params in cells]
 
 
 def _drop_failed_frames(returned: JobReturn) -> Fault:

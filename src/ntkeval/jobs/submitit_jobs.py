@@ -23,7 +23,7 @@ from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from omegaconf import OmegaConf
 
 from ntkeval.jobs.callbacks import CREATED
-from ntkeval.jobs.packing import FINISHED_DIR
+from ntkeval.jobs.packing import FINISHED_DIR, STOP, stop_marker
 from ntkeval.jobs.faults import Fault, Stop, describe, ended_by_scheduler, from_traceback_text, record
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ def launch_and_wait(launcher: Any, job_overrides: Sequence[Sequence[str]], initi
     finished_dir = sweep_dir / FINISHED_DIR
     for i in range(len(overrides)):  # a marker left by an earlier run of this sweep would release a job too early
         (finished_dir / str(initial_job_idx + i)).unlink(missing_ok=True)
+    (finished_dir / STOP).unlink(missing_ok=True)
     returns, fatal = _run(launcher, jobs, overrides, initial_job_idx, cluster, sweep_dir)
     if fatal is not None:
         raise Stop(fatal)
@@ -84,8 +85,14 @@ def _run(launcher: Any, jobs: list, overrides: list[list[str]], initial_job_idx:
     while blocked or running:
         ready = [job for job in blocked if job.after <= finished] if fatal is None else []
         if ready:
-            submitted = _submit(launcher, overrides, [list(job.cells) for job in ready], initial_job_idx, cluster,
-                                sweep_dir, first=first)
+            try:
+                submitted = _submit(launcher, overrides, [list(job.cells) for job in ready], initial_job_idx,
+                                    cluster, sweep_dir, first=first)
+            except Stop as refused:  # a later submission: jobs already running still finish and are waited for
+                if first:
+                    raise
+                fatal, submitted, ready = refused.fault, [], []
+                _stop_packed_jobs(sweep_dir)
             first, pause = False, _POLL_S[0]
             running.update(zip(submitted, ready))
             blocked = [job for job in blocked if job not in ready]
@@ -106,6 +113,7 @@ def _run(launcher: Any, jobs: list, overrides: list[list[str]], initial_job_idx:
                 log.error("job %s (#%d) failed: %s", handle.job_id, cell, fault.line)
                 if fault.fatal and fatal is None:
                     fatal = fault
+                    _stop_packed_jobs(sweep_dir)  # running packed jobs start no further cell
                     stopped = {h for h in running if h.state.split()[0] in _UNFINISHED}
                     for h in stopped:
                         h.cancel(check=False)
@@ -119,6 +127,14 @@ def _run(launcher: Any, jobs: list, overrides: list[list[str]], initial_job_idx:
             time.sleep(pause)
             pause = min(pause * 1.5, _POLL_S[1])
     return returns, fatal
+
+
+def _stop_packed_jobs(sweep_dir: Path) -> None:
+    """Tell running packed jobs to start no further cell (packing.PackRunner looks before each)."""
+    try:
+        stop_marker(sweep_dir / FINISHED_DIR).touch()
+    except OSError:  # the full disk that stopped the sweep may refuse even this; the jobs' cells then fail on it
+        pass
 
 
 def _cell_needs(launcher: Any, overrides: list[list[str]]) -> list:
