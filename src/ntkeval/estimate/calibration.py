@@ -1,6 +1,7 @@
 """calibrate=true (with dry_run=true): run one cell per model of the grid in this process, on a throwaway stage cache,
-time its model load and each stage kind it computes (StageCache.compute_s: own seconds, nested entries excluded),
-and extrapolate to the device-hours of the grid's de-duplicated remaining work (ntkeval.plan.GridPlan.runs)."""
+time its model load (apart, before the cell) and each stage kind it computes (StageCache.compute_s: own seconds,
+nested entries excluded), and extrapolate to the device-hours of the grid's de-duplicated remaining work
+(ntkeval.plan.GridPlan.runs)."""
 
 from __future__ import annotations
 
@@ -20,34 +21,12 @@ class Timing:
     cell: str                 # which cell was timed
     device: str
     wall_s: float
-    load_s: float | None      # None: its loader cannot be timed (not a Hugging Face loader)
+    load_s: float | None      # None: its load could not be timed apart from the stages (_load)
     seconds: dict[str, float] = field(default_factory=dict)  # stage kind -> own seconds computing its entries
     entries: dict[str, int] = field(default_factory=dict)    # stage kind -> entries computed
 
     def per_entry(self, kind: str) -> float | None:
         return self.seconds[kind] / self.entries[kind] if self.entries.get(kind) else None
-
-
-class _TimedLoader:
-    """The cell's Hugging Face model loader, timing its load (the session calls load(device) once, on first use)."""
-
-    def __init__(self, loader):
-        self.loader = loader
-        self.load_s: float | None = None
-
-    def __getattr__(self, name: str):
-        return getattr(self.loader, name)
-
-    def load(self, device: str):
-        start = time.monotonic()
-        loaded = self.loader.load(device)
-        self.load_s = time.monotonic() - start
-        return loaded
-
-    def session(self, device: str):
-        from ntkeval.backends.huggingface.session import HFSession
-
-        return HFSession(self, device)
 
 
 def pick_cells(cells: list) -> dict[str, object]:
@@ -69,9 +48,10 @@ def pick_cells(cells: list) -> dict[str, object]:
 
 def time_cell(cell) -> Timing:
     """Run `cell` here, on its own device, with a stage cache in a temporary directory (nothing is read from or
-    written to the user's stage cache; model checkpoints still come from cache_dir/models)."""
+    written to the user's stage cache; model checkpoints still come from cache_dir/models). The model is loaded
+    first, through the session pool, and timed on its own: run_cell then takes up that session, so the stages'
+    seconds hold no load (a session loads lazily, inside whichever stage first needs the model)."""
     from ntkeval.backends import session_pool
-    from ntkeval.backends.huggingface.loading import HFLoader
     from ntkeval.cache import StageCache
     from ntkeval.cell import run_cell
     from ntkeval.tracking.base import NullTracker
@@ -80,18 +60,31 @@ def time_cell(cell) -> Timing:
         timed = copy.copy(cell)  # the same objects, another cache and output dir
         timed.cache = StageCache(Path(folder) / "stages")
         timed.out_dir = Path(folder) / "cell"
-        if isinstance(cell.model, HFLoader):
-            timed.model = _TimedLoader(cell.model)
+        session_pool.release()  # a model kept from earlier would make the load free
         start = time.monotonic()
         try:
+            load_s = _load(cell)
             run_cell(timed, NullTracker())
         finally:
             session_pool.release()  # the timed model goes; the grid's own runs load theirs
         wall = time.monotonic() - start
     return Timing(name=cell.model.name, cell=f"{cell.learner.name} on {cell.train_skill}, "
                   f"{len(cell.test_skills)} test skill{'s' if len(cell.test_skills) != 1 else ''}",
-                  device=str(cell.device), wall_s=wall, load_s=getattr(timed.model, "load_s", None),
+                  device=str(cell.device), wall_s=wall, load_s=load_s,
                   seconds=dict(timed.cache.compute_s), entries=dict(timed.cache.misses))
+
+
+def _load(cell) -> float | None:
+    """Seconds to load the cell's model into a session the pool keeps for run_cell; None when its session cannot be
+    kept (no reset(): then run_cell loads it again, inside a stage) or loads in no separate step (no `model`)."""
+    from ntkeval.backends.session_pool import shared_session
+
+    start = time.monotonic()
+    with shared_session(cell.model, cell.device) as session:
+        if not callable(getattr(session, "reset", None)) or not hasattr(type(session), "model"):
+            return None
+        session.model  # noqa: B018  (the property loads it)
+    return time.monotonic() - start
 
 
 def model_loads(cells: list, groups: list[list[int]], in_process: bool) -> dict[str, int]:
