@@ -10,7 +10,7 @@ The CUDA context (~0.3-0.5 GiB) and the allocator's fragmentation are not counte
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ntkeval.estimate.architecture import Architecture
 
@@ -31,12 +31,25 @@ class Pass:
     new: int = 0             # sampling: tokens drawn per row
     kept: int | None = None  # positions whose logits are computed (teacher forcing keeps the answer span); None: all
     bound: bool = False      # lengths are a stated bound, not counted on the cell's texts
-    knob: str = ""           # the setting that makes it smaller, for the refusal's advice
+    knob: str = ""           # the setting that makes its smallest batch smaller, for the refusal's advice
+    floor: int | None = None  # rows it shrinks to on out-of-memory (oom.ShrinkingBatches); None: it never shrinks
+
+    @property
+    def shrinks(self) -> bool:
+        return self.floor is not None and self.floor < self.rows
+
+    def at_floor(self) -> Pass:
+        """The pass at the smallest batch it shrinks to (itself if it never shrinks). A retried scoring batch keeps
+        its padded width (teacher_forcing.score_pairs), so only the rows change."""
+        return replace(self, rows=self.floor) if self.shrinks else self
+
+    def length(self) -> str:
+        length = f"{self.prefix} + {self.tokens}" if self.prefix else f"{self.tokens}"
+        return length + (f" + {self.new} new" if self.new else "")
 
     def describe(self) -> str:
-        length = f"{self.prefix} + {self.tokens}" if self.prefix else f"{self.tokens}"
-        length += f" + {self.new} new" if self.new else ""
-        return f"{self.who} {self.kind} {self.rows} x {length} tokens{' (bound)' if self.bound else ''}"
+        shrinks = f", shrinks on out-of-memory down to {self.floor} x {self.length()} tokens" if self.shrinks else ""
+        return f"{self.who} {self.kind} {self.rows} x {self.length()} tokens{' (bound)' if self.bound else ''}{shrinks}"
 
 
 @dataclass(frozen=True)
@@ -47,14 +60,16 @@ class Breakdown:
     activations: int
     largest: Pass | None     # the pass the activations are of
     gradients: int = 0       # a whole-model gradient (scorer=entk params=full)
+    optimizer: int = 0       # the weights of opro's optimizer_model, loaded beside the model while it proposes
 
     @property
     def total(self) -> int:
-        return self.weights + self.lora + self.activations + self.gradients
+        return self.weights + self.lora + self.activations + self.gradients + self.optimizer
 
     def parts(self) -> dict[str, int]:
         parts = {"weights": self.weights, "LoRA": self.lora, "activations": self.activations}
-        return {**parts, "gradients": self.gradients} if self.gradients else parts
+        extra = {"gradients": self.gradients, "optimizer model": self.optimizer}
+        return {**parts, **{name: size for name, size in extra.items() if size}}
 
 
 def dtype_bytes(dtype: str) -> int:

@@ -1,8 +1,11 @@
 """The passes one cell runs, at their largest, with sequence lengths counted on the cell's own texts: its learner's
-and control's tuning or sampling, its scorer's teacher forcing or sampling (ntkeval.estimate.memory prices them)."""
+and control's tuning or sampling, its scorer's teacher forcing or sampling (ntkeval.estimate.memory prices them).
+A pass whose batches halve on out-of-memory (oom.ShrinkingBatches: scoring, entk's gradients, the sampler's
+questions) records the smallest batch it can shrink to; tuning (LoRA, GRPO) runs at its configured batch."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ntkeval.cache import stable_hash
@@ -59,6 +62,9 @@ class Workload:
     trains: bool = False                          # an adapter trains (AdamW states) or entk takes LoRA gradients
     full_gradient: bool = False                   # scorer=entk params=full: a gradient of every weight
     notes: list[str] = field(default_factory=list)
+    # another model loaded beside the cell's while it runs passes of its own (opro's optimizer_model): its loader
+    # and its passes, whose lengths are counted by its own tokenizer
+    beside: list[tuple[object, Callable[[Lengths], list[Pass]]]] = field(default_factory=list)
 
 
 def test_texts(cell, lengths: Lengths) -> Texts:
@@ -110,7 +116,11 @@ def learner_passes(learner, context, lengths: Lengths, work: Workload) -> int:
     if isinstance(learner, StartInstruction) and not isinstance(learner, OproLearner):
         return lengths.text(learner.start + "\n")
     if isinstance(learner, OproLearner):
-        work.passes.append(_opro_proposals(learner, context, lengths))
+        if learner.optimizer_model is None:
+            work.passes.append(_opro_proposals(learner, context, lengths))
+        else:  # proposed by a model of its own, loaded beside the model under test for the optimisation
+            work.beside.append((learner.optimizer_model,
+                                lambda own: [_opro_proposals(learner, context, own, learner.optimizer_model.name)]))
         return len(("x" * learner.max_chars + "\n").encode()) + 2  # its instruction is at most max_chars long
     if isinstance(learner, LoraLearner):
         work.trains = True
@@ -140,8 +150,7 @@ def tuned_passes(learner, context, lengths: Lengths) -> list[Pass]:
     prompt = max(lengths.text(context.fmt.prompt(e, learner.demonstrations(context, e))) for e in train)
     paths = max(lengths.text(context.fmt.prompt(e)) for e in train) + learner.max_new_tokens
     return [Pass(SAMPLING, learner.name, sampling_rows(learner.k, len(train)), prompt, new=learner.max_new_tokens,
-                 bound=lengths.bound,
-                 knob="learner.k or learner.max_new_tokens"),
+                 bound=lengths.bound, knob="learner.k or learner.max_new_tokens", floor=learner.k),
             Pass(TUNING, learner.name, learner.batch_size, max(paths, longest.total), bound=True,
                  knob="tuning.batch_size")]
 
@@ -161,20 +170,23 @@ def training_texts(learner, context, lengths: Lengths) -> Texts:
     return lengths.memo[key]
 
 
-def _opro_proposals(learner, context, lengths: Lengths) -> Pass:
-    """opro's proposals: `proposals` completions of the meta prompt, bounded with `keep` instructions of max_chars
-    characters and the first round's exemplars."""
+def _opro_proposals(learner, context, lengths: Lengths, optimizer: str | None = None) -> Pass:
+    """opro's proposals: `proposals` completions of the meta prompt (one prompt: its batch cannot shrink), bounded
+    with `keep` instructions of max_chars characters and the first round's exemplars; `optimizer` names the model
+    that proposes when it is not the one under test."""
     from ntkeval.learners.opro_meta import Scored, meta_prompt
 
     longest = Scored(0, "x" * learner.max_chars, 1.0)
     prompt = meta_prompt([longest] * learner.keep, learner._exemplars(context, 1))
-    return Pass(SAMPLING, learner.name, learner.proposals, lengths.text(prompt), new=learner.max_new_tokens,
+    who = learner.name if optimizer is None else f"{learner.name}'s optimizer model {optimizer}"
+    return Pass(SAMPLING, who, learner.proposals, lengths.text(prompt), new=learner.max_new_tokens,
                 bound=True, knob="learner.proposals or learner.max_new_tokens")
 
 
 def sampling_rows(n: int, questions: int) -> int:
     """Rows that decode at once: n completions each of as many questions as the sampler batches together (at most
-    sampling.DEFAULT_MAX_ROWS rows, one question at least), or n where it draws question by question."""
+    sampling.DEFAULT_MAX_ROWS rows, one question at least), or n where it draws question by question. On
+    out-of-memory the sampler halves its questions down to one: n rows, the pass's floor."""
     from ntkeval.backends.huggingface import sampling
 
     most = getattr(sampling, "DEFAULT_MAX_ROWS", None)
@@ -193,21 +205,21 @@ def scorer_passes(cell, prefix: int, lengths: Lengths, work: Workload) -> None:
         rows = min(scorer.batch_size, questions)
         shared = prefix if scorer.reuse_prefix else 0
         work.passes.append(Pass(SCORING, "exact scorer", rows, tests.total + prefix - shared, prefix=shared,
-                                kept=tests.span, bound=lengths.bound, knob="scorer.batch_size"))
+                                kept=tests.span, bound=lengths.bound, floor=1))
     elif isinstance(scorer, EntkScorer):
         entk_passes(cell, scorer, lengths, work)
     elif hasattr(scorer, "spec"):
         spec = scorer.spec
         # verify draws m backward completions per candidate: as many rows as the forward ones, or more
-        rows = sampling_rows(max(spec.n, int(getattr(scorer, "m", 0) or 0)), questions)
+        per_question = max(spec.n, int(getattr(scorer, "m", 0) or 0))
         name = f"{scorer.identity().get('name', type(scorer).__name__)} scorer"
-        work.passes.append(Pass(SAMPLING, name, rows, prefix + tests.prompt,
+        work.passes.append(Pass(SAMPLING, name, sampling_rows(per_question, questions), prefix + tests.prompt,
                                 new=spec.max_new_tokens, bound=lengths.bound,
-                                knob="scorer.n or scorer.max_new_tokens"))
+                                knob="scorer.n or scorer.max_new_tokens", floor=per_question))
         if hasattr(scorer, "batch_size"):  # ntk: the other role's probability of each completion
             work.passes.append(Pass(SCORING, name, min(scorer.batch_size, spec.n),
                                     spec.max_new_tokens, prefix=prefix + tests.prompt, kept=spec.max_new_tokens + 1,
-                                    bound=lengths.bound, knob="scorer.batch_size"))
+                                    bound=lengths.bound, knob="scorer.max_new_tokens", floor=1))
         if getattr(scorer, "m", None):
             work.notes.append("verify's backward questions are taken as long as the forward ones")
     else:
@@ -219,10 +231,8 @@ def entk_passes(cell, scorer, lengths: Lengths, work: Workload) -> None:
     in batches of scorer.batch_size over the learner's training texts, the test questions one at a time."""
     context = cell.context()
     train = max(training_texts(learner, context, lengths).total for learner in (cell.learner, cell.learner.control()))
-    work.passes.append(Pass(GRADIENTS, "entk scorer", scorer.batch_size, train, bound=lengths.bound,
-                            knob="scorer.batch_size"))
-    work.passes.append(Pass(GRADIENTS, "entk scorer", 1, test_texts(cell, lengths).total, bound=lengths.bound,
-                            knob="a shorter answer format"))
+    work.passes.append(Pass(GRADIENTS, "entk scorer", scorer.batch_size, train, bound=lengths.bound, floor=1))
+    work.passes.append(Pass(GRADIENTS, "entk scorer", 1, test_texts(cell, lengths).total, bound=lengths.bound))
     if scorer.params == "full":
         work.full_gradient = True
     else:
