@@ -1,5 +1,6 @@
 """Planning before submitting (issue 14, item 4): each job's peak GPU memory from the architecture, without weights,
-the one-line refusal of a job that cannot fit, and calibrate=true's GPU-hours from one timed cell."""
+the one-line refusal of a job that cannot fit even with the batches that shrink on out-of-memory at their smallest,
+opro's optimizer model counted, and calibrate=true's GPU-hours from one timed cell (its model load timed apart)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from transformers import LlamaConfig
 
+from ntkeval.backends.huggingface.tiny import TinyModel
 from ntkeval.errors import UserError
 from ntkeval.estimate.architecture import architecture
 from ntkeval.estimate.calibration import Timing, estimate_lines
@@ -150,7 +153,7 @@ def test_a_job_that_cannot_fit_is_refused_in_one_line_before_anything_runs(tmp_p
 
 def test_the_dry_run_prints_each_jobs_memory_and_refuses_in_process_cells_above_the_visible_gpu(
         tmp_path, monkeypatch, capsys):
-    from ntkeval import preflight
+    from ntkeval.estimate import planning
 
     monkeypatch.chdir(tmp_path)
     args = [*TINY_GRID, "learner=tune-skill", "pair.train=add/question", "pair.test=[add/question]",
@@ -160,8 +163,8 @@ def test_the_dry_run_prints_each_jobs_memory_and_refuses_in_process_cells_above_
     out = capsys.readouterr().out
     assert re.search(r"^  job 0 \(tiny, tune-skill, add/question\): ~[\d.]+ MiB on cpu \(weights ", out, re.M), out
     assert "no GPU limit to check" in out
-    monkeypatch.setattr(preflight, "_job_device", lambda device, here: "cuda")  # as if this machine had one ...
-    monkeypatch.setattr(preflight, "_visible_gpu", lambda devices: (1e-3, "the visible GPU cuda:0 (tiny) has 0.0 GiB"))
+    monkeypatch.setattr(planning, "_job_device", lambda device, here: "cuda")  # as if this machine had one ...
+    monkeypatch.setattr(planning, "_visible_gpu", lambda devices: (1e-3, "the visible GPU cuda:0 (tiny) has 0.0 GiB"))
     with pytest.raises(UserError, match=r"^job 0 \(tiny, tune-skill, add/question\) needs ~.* but the visible GPU "
                                         r"cuda:0 \(tiny\) has 0\.0 GiB: lower"):
         check_command_line(args)  # ... a real run is refused too, before anything runs
@@ -208,3 +211,124 @@ def test_calibrate_times_one_cell_on_a_throwaway_cache_and_extrapolates(tmp_path
     assert hours == pytest.approx((4 * tuning + 16 * scoring + load) / 3600, rel=0.05, abs=3.5e-5)  # per-entry seconds are printed to 0.01 s
     assert "every stage kind of the plan was measured" in out
     assert not (tmp_path / "c").exists()  # the user's cache was neither read nor written
+
+
+def built_cell(compose_config, tmp_path, *overrides: str):
+    from omegaconf import open_dict
+
+    from ntkeval.build import build_cell
+
+    cfg = compose_config(*TINY_GRID, "pair.train=add/question", "pair.test=[add/question]", *overrides)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return build_cell(cfg, tmp_path / "out")
+
+
+def test_the_refusal_takes_shrinking_passes_at_their_smallest_batch_and_never_advises_their_batch_size(
+        compose_config, tmp_path):
+    from ntkeval.estimate.jobs import describe, estimate_jobs, memory_lines, refusal
+    from ntkeval.estimate.memory import GIB, dtype_bytes
+
+    cell = built_cell(compose_config, tmp_path, "learner=icl-skill")
+    (job,) = estimate_jobs([cell], ["cpu"], [[0]])
+    peak, floor = job.breakdown, job.floor
+    # the exact scorer scores the 4 test questions in one batch (scorer.batch_size 16), and halves down to one row
+    assert (peak.largest.kind, peak.largest.rows, peak.largest.floor) == (SCORING, 4, 1)
+    assert floor.largest == peak.largest.at_floor() and floor.largest.rows == 1
+    shape = architecture(cell.model.model_config())
+    assert floor.activations == scoring_activations(shape, floor.largest, dtype_bytes("float32"))
+    assert floor.weights == peak.weights and floor.activations < peak.activations
+    assert "shrinks on out-of-memory down to 1 x " in describe(job)
+    between = (floor.total + peak.total) / 2 / GIB
+    assert refusal([job], (between, "a GPU in between")) is None  # it fits once its batch has shrunk
+    assert memory_lines([job], (between, "a GPU in between"))[-1] == (
+        "  limit: a GPU in between: every estimated job fits; 1 only once their batches shrink on out-of-memory")
+    line = refusal([job], (floor.total * 0.9 / GIB, "a small GPU"))
+    assert line.startswith(f"job 0 (tiny, icl-skill, add/question) needs ~{gib(floor.total)} of GPU memory ")
+    assert f"even at the smallest batches its passes shrink to (~{gib(peak.total)} at the configured ones)" in line
+    assert "batch_size" not in line and line.endswith("ask for a larger GPU (its largest pass at the smallest batch it "
+                                                      f"shrinks to on out-of-memory: {floor.largest.describe()})")
+
+
+def test_sampling_shrinks_to_one_questions_rows_and_tuning_not_at_all(compose_config, tmp_path):
+    from ntkeval.estimate.workload import Lengths, cell_workload, sampling_rows
+
+    cell = built_cell(compose_config, tmp_path, "learner=tune-skill", "scorer=sampled", "scorer.n=8")
+    work = cell_workload(cell, Lengths(cell.model.load_tokenizer()))
+    floors = {(p.kind, p.rows, p.floor) for p in work.passes}
+    assert (SAMPLING, sampling_rows(8, 4), 8) in floors  # 4 test questions of 8 completions each, one at the least
+    assert {p.floor for p in work.passes if p.kind == TUNING} == {None}
+    assert all(p.at_floor() == p for p in work.passes if p.kind == TUNING)
+
+
+def test_an_in_process_gpu_between_the_smallest_and_the_configured_batches_is_not_refused(
+        compose_config, tmp_path, monkeypatch):
+    from ntkeval.estimate import planning
+    from ntkeval.estimate.jobs import estimate_jobs
+    from ntkeval.estimate.memory import GIB
+
+    (job,) = estimate_jobs([built_cell(compose_config, tmp_path, "learner=icl-skill")], ["cuda"], [[0]])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(planning, "_job_device", lambda device, here: "cuda")
+    args = [*TINY_GRID, "learner=icl-skill", "pair.train=add/question", "pair.test=[add/question]",
+            f"cache_dir={tmp_path}/c"]
+    for size, refused in (((job.floor.total + job.breakdown.total) / 2, False), (job.floor.total * 0.9, True)):
+        monkeypatch.setattr(planning, "_visible_gpu", lambda devices, size=size: (size / GIB, "the visible GPU"))
+        if refused:
+            with pytest.raises(UserError, match=r"even at the smallest batches .* but the visible GPU: ask for"):
+                check_command_line(args)
+        else:
+            assert check_command_line(args) == 1
+
+
+def test_opros_optimizer_model_adds_its_weights_while_it_proposes(compose_config, tmp_path):
+    from ntkeval.backends.huggingface.loading import NotAvailableOffline
+    from ntkeval.estimate.jobs import describe, estimate_jobs
+    from ntkeval.estimate.memory import sampling_activations
+
+    cell = built_cell(compose_config, tmp_path, "learner=opro", "+model@learner.optimizer_model=tiny",
+                      "learner.optimizer_model.hidden_size=256", "learner.optimizer_model.name=tiny-256")
+    (job,) = estimate_jobs([cell], ["cpu"], [[0]])
+    optimizer = TinyModel(name="tiny-256", hidden_size=256)
+    parameters = sum(p.numel() for p in optimizer.load("cpu")[0].parameters())
+    b = job.breakdown
+    assert b.optimizer == 4 * parameters and b.parts()["optimizer model"] == 4 * parameters
+    assert b.largest.who == "opro's optimizer model tiny-256" and b.largest.rows == cell.learner.proposals
+    assert b.activations == sampling_activations(architecture(optimizer.model_config()), b.largest, 4)
+    assert b.total == b.weights + b.lora + b.activations + 4 * parameters
+
+    class Unknown(TinyModel):
+        def model_config(self, tokenizer=None):
+            raise NotAvailableOffline("not in the Hugging Face cache")
+
+    cell.learner.optimizer_model = Unknown(name="far-away")
+    (job,) = estimate_jobs([cell], ["cpu"], [[0]])
+    assert job.breakdown.optimizer == 0
+    assert describe(job).endswith("; not counted: the optimizer model far-away (not in the Hugging Face cache))")
+
+
+class SlowTiny(TinyModel):
+    """A tiny model that takes a known second to load, counting its loads."""
+
+    def __init__(self):
+        super().__init__()
+        self.loads = 0
+
+    def load(self, device: str = "cpu"):
+        self.loads += 1
+        time.sleep(1.0)
+        return super().load(device)
+
+
+def test_calibration_times_the_model_load_once_and_apart_from_the_stages(compose_config, tmp_path):
+    from ntkeval.estimate.calibration import time_cell
+
+    cell = built_cell(compose_config, tmp_path, "learner=icl-skill")
+    cell.model = SlowTiny()
+    timing = time_cell(cell)
+    assert cell.model.loads == 1  # run_cell took up the session loaded before it
+    assert timing.load_s >= 1.0 and timing.entries["scores"] == 3  # base, icl-skill and its control
+    # the load and each stage's own seconds are disjoint spans of the cell's wall time: a load counted inside the
+    # first stage as well would add its second twice
+    assert sum(timing.seconds.values()) + timing.load_s <= timing.wall_s
+    assert max(timing.seconds.values()) < 1.0

@@ -13,16 +13,15 @@ key, the bad value and what is expected.
 
 A stage runs only when the ones before it found nothing, and reports every problem of the grid it finds.
 
-Then, before anything runs, each job's peak GPU memory is estimated from its model's architecture (ntkeval.estimate)
-when there is a limit to check (hydra.launcher.gpu_memory_gb, or the visible GPU for cells run in this process) or
-dry_run=true prints it; a job that cannot fit refuses the grid in one line. calibrate=true (with dry_run=true) times
-one cell per model here and estimates the grid's GPU-hours.
+Then, before anything runs, ntkeval.estimate.planning estimates each job's peak GPU memory from its model's
+architecture when there is a limit to check (hydra.launcher.gpu_memory_gb, or the visible GPU for cells run in this
+process) or dry_run=true prints it; a job that cannot fit even at its smallest batches refuses the grid in one line.
+calibrate=true (with dry_run=true) times one cell per model here and estimates the grid's GPU-hours.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,13 +38,13 @@ from omegaconf.errors import OmegaConfBaseException
 from ntkeval.build import CONF_DIR, build_cell, build_logger, make, resolve_skills, test_dataset_node
 from ntkeval.data.base import checked_groups
 from ntkeval.errors import UserError, choices_error, shorten
+from ntkeval.estimate.planning import RUNS_HERE, Launch, plan_jobs, planning_settings
 from ntkeval.formats.checks import format_checks
 from ntkeval.pair_sweep import TrainSkills, expand_jobs, expands, grid_jobs
 from ntkeval.schema import check_config, host
 from ntkeval.schema.command_line import check_lengths, group_options, search_dirs
 
 TEST_DATASET = "pair.test_dataset"  # test skills from another data set (a config group placed under pair)
-RUNS_HERE = ("BasicLauncher", "LocalLauncher")  # launchers whose cells run on this machine (slurm: on GPU nodes)
 
 
 def _is_group(key: str) -> bool:
@@ -319,7 +318,7 @@ def check_command_line(argv: list[str]) -> int:
     try:
         with initialize_config_dir(config_dir=str(Path(CONF_DIR)), version_base="1.3"):
             grid = job_overrides(args.overrides, args.multirun)
-            planning_settings(grid.base)
+            launch = launch_settings(grid.base)
             cells, problems = check_grid(grid)
     finally:
         GlobalHydra.instance().clear()
@@ -327,151 +326,20 @@ def check_command_line(argv: list[str]) -> int:
         raise UserError(problems[0])
     if problems:
         raise UserError(f"{len(problems)} problems in the grid, nothing was run:\n  " + "\n  ".join(problems))
-    dry_run = grid.base.get("dry_run") is True
-    jobs = Jobs.of(grid, cells)
-    estimates = None
-    if dry_run or jobs.limit is not None:
-        from ntkeval.estimate.jobs import estimate_jobs
-
-        estimates = estimate_jobs(cells, jobs.devices, jobs.groups)
-    if dry_run:
-        print_plan(grid, cells, jobs, estimates)
+    plan_jobs(launch, cells, grid.configs)
+    if launch.dry_run:
         raise SystemExit(0)
-    refuse_oversized(estimates, jobs.limit)
     return len(grid.jobs)
 
 
-def planning_settings(base) -> None:
-    """calibrate=true needs dry_run=true, pack is none or row, and gpu_memory_gb is null or a size: one line, before
-    any stage runs."""
-    if base.get("calibrate") is True and base.get("dry_run") is not True:
-        raise UserError("calibrate=true times one cell per model to estimate the grid's GPU-hours, and runs with "
-                        "dry_run=true only; expected dry_run=true calibrate=true (or calibrate=false)")
-    from ntkeval.jobs.packing import PACKS
-
-    pack = base.hydra.launcher.get("pack")
-    if pack is not None and pack not in PACKS:
-        raise UserError(f"hydra.launcher.pack={shorten(pack)} is invalid; valid choices: {', '.join(PACKS)} (none: one "
-                        "job per cell; row: one job per model and train skill)")
-    size = base.hydra.launcher.get("gpu_memory_gb")
-    if size is not None and (isinstance(size, bool) or not isinstance(size, (int, float)) or not math.isfinite(size)
-                             or size <= 0):
-        raise UserError(f"hydra.launcher.gpu_memory_gb={shorten(size)} is invalid; valid: null (unchecked) or the "
-                        "GPU memory of a job in GiB, a number > 0, e.g. 80")
-
-
-@dataclass
-class Jobs:
-    """How the launcher turns the grid's cells into jobs: cell indices per job, each cell's device where its job
-    runs, whether the cells run in this process, and the GPU memory (GiB, what it is) a job must fit, if any."""
-    groups: list[list[int]]
-    devices: list[str]
-    in_process: bool
-    limit: tuple[float, str] | None
-    waiting: int = 0  # pack=row: jobs submitted once cells of other jobs have finished (ntkeval.jobs.packing)
-
-    @classmethod
-    def of(cls, grid: Grid, cells: list) -> Jobs:
-        from ntkeval.jobs.packing import cell_needs, plan_packs, row_of
-
-        launcher = grid.base.hydra.launcher
-        target = str(launcher._target_)
-        in_process, here = target.endswith("BasicLauncher"), target.endswith(RUNS_HERE)
-        devices = [_job_device(str(cfg.device), here) for cfg in grid.configs]
-        if not in_process and launcher.get("pack", "none") == "row":  # the launcher's own plan
-            needs = [cell_needs(cell, row_of(cfg)) for cell, cfg in zip(cells, grid.configs)]
-            packed = plan_packs(needs)
-            groups, waiting = [list(job.cells) for job in packed], sum(bool(job.after) for job in packed)
-        else:
-            groups, waiting = [[i] for i in range(len(cells))], 0
-        size = launcher.get("gpu_memory_gb")
-        limit = (float(size), f"hydra.launcher.gpu_memory_gb={size:g}") if size is not None and not in_process \
-            else _visible_gpu(devices) if in_process else None
-        return cls(groups, devices, in_process, limit, waiting)
-
-
-def _job_device(device: str, here: bool) -> str:
-    """The device a job's cells use: resolved on this machine when they run here; on a cluster's GPU node, auto
-    means cuda (the dtype of the weights, and so the estimate, depends on it)."""
-    if here:
-        from ntkeval.backends.huggingface.loading import resolve_device
-
-        return resolve_device(device)
-    return "cuda" if device == "auto" else device
-
-
-def _visible_gpu(devices: list[str]) -> tuple[float, str] | None:
-    """The smallest visible GPU the in-process cells use: (its memory in GiB, what it is); None on CPU."""
-    cuda = sorted({d for d in devices if d.startswith("cuda")})
-    if not cuda:
-        return None
-    import torch
-
-    sizes = []
-    for device in cuda:
-        index = torch.device(device).index or 0
-        props = torch.cuda.get_device_properties(index)
-        size = props.total_memory / 2 ** 30
-        sizes.append((size, f"the visible GPU {device} ({props.name}) has {size:.1f} GiB"))
-    return min(sizes)
-
-
-def refuse_oversized(estimates, limit: tuple[float, str] | None) -> None:
-    """One line naming the largest job that cannot fit, before anything runs."""
-    if estimates is None or limit is None:
-        return
-    from ntkeval.estimate.jobs import refusal
-
-    line = refusal(estimates, limit)
-    if line is not None:
-        raise UserError(line)
-
-
-def print_plan(grid: Grid, cells: list, jobs: Jobs, estimates) -> None:
-    """dry_run=true: the cells, the de-duplicated work, each job's memory; refuse what cannot fit; then, with
-    calibrate=true, time one cell per model and estimate the grid's GPU-hours."""
-    from ntkeval.estimate.jobs import memory_lines
-    from ntkeval.plan import plan_grid
-
-    for cell in cells:
-        shown = f" format={cell.format.name}" if cell.format.reasoning else ""
-        print(f"cell: {cell.model.name} {cell.learner.name} {cell.dataset.name} train={cell.train_skill} "
-              f"tests={len(cell.test_skills)} seed={cell.seed}{shown}")
-    plan = plan_grid(cells)
-    print("\n".join(plan.lines()))
-    if any(len(group) > 1 for group in jobs.groups):
-        print(f"packed: {len(cells)} cells in {len(jobs.groups)} jobs (one per model and train skill); {jobs.waiting} "
-              f"of them are submitted once the cells computing stages they share with other jobs have finished")
-    print("\n".join(memory_lines(estimates, jobs.limit)), flush=True)
-    refuse_oversized(estimates, jobs.limit)
-    if grid.base.get("calibrate") is True:
-        print("\n".join(calibrate(cells, plan, jobs)))
-
-
-def calibrate(cells: list, plan, jobs: Jobs) -> list[str]:
-    """Time one cell per model here (on the device it resolves to on this machine) and extrapolate."""
-    from ntkeval.estimate.calibration import estimate_lines, model_loads, pick_cells, time_cell, timing_lines
-
-    chosen = pick_cells(cells)
-    for cell in chosen.values():
-        why = host.device_problem(str(cell.device))
-        if why:
-            raise UserError(f"calibrate=true times cells on this machine, and device={cell.device} is invalid here "
-                            f"({why}); expected device=auto or cpu for the calibration")
-    timings = {}
-    for model, cell in chosen.items():
-        print(f"calibrating: {cell.model.name} {cell.learner.name} train={cell.train_skill} on {cell.device} ...",
-              flush=True)
-        try:
-            timings[model] = time_cell(cell)
-        except UserError:
-            raise
-        except Exception as error:  # noqa: BLE001  (the cell's own failure, in one line: the grid would meet it too)
-            raise UserError(f"calibrate=true: the cell {cell.model.name} {cell.learner.name} "
-                            f"train={cell.train_skill} failed ({type(error).__name__}: "
-                            f"{' '.join(str(error).split())[:300]})") from None
-    loads = model_loads(cells, jobs.groups, jobs.in_process)
-    return timing_lines(timings, plan) + estimate_lines(plan, timings, loads)
+def launch_settings(base) -> Launch:
+    """What planning needs of the command line's config, checked (ntkeval.estimate.planning.planning_settings)."""
+    launcher = base.hydra.launcher
+    launch = Launch(launcher=str(launcher._target_), pack=launcher.get("pack"),
+                    gpu_memory_gb=launcher.get("gpu_memory_gb"), dry_run=base.get("dry_run") is True,
+                    calibrate=base.get("calibrate") is True)
+    planning_settings(launch)
+    return launch
 
 
 def compose_cell(overrides: list[str], out_dir: Path):
