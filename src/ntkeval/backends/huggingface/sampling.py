@@ -12,7 +12,8 @@ Exp(1) noise of p's shape (the Gumbel-max trick, torch's path for one sample), a
 from one 64-bit draw of the generator per element. So at every step where a question has a row still running, its
 stream gives the draws of all N rows' noise, as the per-question draw's multinomial took them; the noise is made for
 the running rows alone (_exponential), and each takes the argmax of its own p / q. A question's stream is therefore
-consumed the same whatever shares its batch and whichever of its rows have ended. tests/test_sampling_batched.py
+consumed the same whatever shares its batch and whichever of its rows have ended (and the streams of a batch's
+questions are drawn in parallel threads, each by its own). tests/test_sampling_batched.py
 checks both facts about torch; were either to change, this would still sample the model exactly (argmax(p / q) with
 Exp(1) noise is a draw from p), only no longer the tokens the old draw gave. The logits depend on the batch only by
 float rounding (a matrix product of another shape, a padded attention), which changes a token only where two
@@ -50,8 +51,11 @@ from ntkeval.backends.huggingface.teacher_forcing import score_pairs
 from ntkeval.backends.huggingface.tokenization import EncodedPair, encode_prompt
 from ntkeval.progress import progress
 
-# Rows decoding together at most (questions per batch: max_rows // n, at least one). Measured on smollm2, CPU, 2
-# threads, n=64 (launch/bench_sampling.py): see draw_all. On an accelerator a batch that does not fit is halved.
+# Rows decoding together at most (questions per batch: max_rows // n, at least one). On smollm2, CPU, n=64, arith
+# questions, max_new_tokens 16 (launch/bench_sampling.py): 1 thread, 16 questions, CPU seconds 58.9 at 64 rows,
+# 46.3 at 128, 44.8 at 256 and 512, 50.3 at 1024; 2 idle threads, 8 questions, 12.4 s at 256, 11.2 s at 512. 512 is
+# ~10% faster on two cores but holds twice the key/value cache: with 8 in-context demonstrations (~400 tokens) 512
+# rows of smollm2 hold ~9 GB in float32. On an accelerator a batch that does not fit is halved (draw_all).
 DEFAULT_MAX_ROWS = 256
 _MANTISSA = (1 << 53) - 1  # the random bits of a float64 in [0, 1) that torch's CPU generator kernels draw
 _ULP = 2.0 ** -53
@@ -119,7 +123,8 @@ class _Question:
         self.raw.random_(generator=self.generator)
 
     def noise(self, rows: list[int]) -> torch.Tensor:
-        """This step's Exp(1) noise of the given rows, in their order, made for them alone."""
+        """This step's Exp(1) noise of the given rows, in their order, made for them alone (once a step: it may
+        overwrite the draws)."""
         return _exponential(self.raw if rows == list(range(self.n)) else self.raw[torch.tensor(rows)])
 
     def completions(self, tokenizer) -> list[Completion]:
@@ -129,8 +134,8 @@ class _Question:
 
 
 class _Batch:
-    """The rows still running, question by question, with their key/value cache (prompts left-padded to one length),
-    attention mask, next positions and next-token logits."""
+    """The rows still running, each with its (question, completion index), and their key/value cache (prompts
+    left-padded to one length), attention mask, next positions and next-token logits."""
 
     def __init__(self, model, tokenizer, prompts: list[str], n: int, max_new_tokens: int):
         self.device = next(model.parameters()).device
