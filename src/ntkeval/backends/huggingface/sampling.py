@@ -17,10 +17,12 @@ questions are drawn in parallel threads, each by its own). tests/test_sampling_b
 checks both facts about torch; were either to change, this would still sample the model exactly (argmax(p / q) with
 Exp(1) noise is a draw from p), only no longer the tokens the old draw gave. The logits depend on the batch only by
 float rounding (a matrix product of another shape, a padded attention), which changes a token only where two
-candidates tie within that rounding; the tests hold the batched draw to the per-question one
-(tests/sampling_reference.py) token for token. A batch that runs out of accelerator memory is drawn again with fewer
-questions (ntkeval.backends.huggingface.oom): each question's stream restarts from its seed, so the tokens are the
-same.
+candidates tie within that rounding: in float32 the tests hold the batched draw to the per-question one
+(tests/sampling_reference.py) token for token; in bfloat16 the rounding is coarse enough that 1 completion in 80
+differed on a tiny model when five questions shared a batch (each still an exact draw from the logits it was given,
+with their log p). A batch that runs out of accelerator memory is drawn again with fewer questions
+(ntkeval.backends.huggingface.oom): each question's stream restarts from its seed, so the tokens are the same (to
+that rounding).
 
 A completion ends at the first of: a stop string in its text, an end-of-sequence token, or max_new_tokens. Its
 tokens are kept exactly as drawn (the end-of-sequence token included), so its probability under any model is the
