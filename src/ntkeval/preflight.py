@@ -327,6 +327,10 @@ def check_command_line(argv: list[str]) -> int:
     if problems:
         raise UserError(f"{len(problems)} problems in the grid, nothing was run:\n  " + "\n  ".join(problems))
     plan_jobs(launch, cells, grid.configs)
+    if grid.multirun:  # the packing launcher plans with these instead of building every cell again
+        from ntkeval.jobs.packing import remember_checked
+
+        remember_checked(_distinct(grid.jobs), cells, grid.configs)
     if launch.dry_run:
         raise SystemExit(0)
     return len(grid.jobs)

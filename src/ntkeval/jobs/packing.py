@@ -94,6 +94,26 @@ def _controls_first(row: list[int], cells: list[CellNeeds]) -> list[int]:
     return sorted(row, key=lambda i: -depth(cells[i].learner))
 
 
+_CHECKED: dict[tuple[str, ...], tuple[Any, str]] = {}  # a job's sorted overrides -> (its Cell, its row)
+
+
+def remember_checked(jobs: list[list[str]], cells: list, configs: list) -> None:
+    """Keep the cells preflight built (without weights) for the command's jobs, so planning the packs does not
+    compose and build them again."""
+    for job, cell, cfg in zip(jobs, cells, configs):
+        _CHECKED[_job_key(job)] = (cell, row_of(cfg))
+
+
+def checked(job: list[str]) -> tuple[Any, str] | None:
+    """(Cell, row) of a job preflight checked in this process, or None."""
+    return _CHECKED.get(_job_key(job))
+
+
+def _job_key(job: list[str]) -> tuple[str, ...]:
+    """A job's overrides without Hydra's own (the launcher's jobs do not carry them; the command line does)."""
+    return tuple(sorted(o for o in job if not o.lstrip("+~").startswith(("hydra.", "hydra/"))))
+
+
 def cell_needs(cell, row: str) -> CellNeeds:
     """The CellNeeds of a built Cell (ntkeval.cell.Cell; built without weights, as preflight builds it)."""
     stages = set()

@@ -28,8 +28,8 @@ from ntkeval.jobs.faults import Fault, Stop, describe, ended_by_scheduler, from_
 
 log = logging.getLogger(__name__)
 
-_POLL_S = (0.5, 2.0)   # first and longest pause between looks at the jobs (a look is a file check; submitit
-#                        rate-limits its own sacct calls)
+_POLL_S = (0.25, 1.0)  # first and longest pause between looks at the jobs (a look is a file check per job;
+#                        submitit rate-limits its own sacct calls)
 # sbatch's words when it cannot talk to slurmctld at all (as opposed to refusing the request)
 _UNREACHABLE = re.compile(r"contact slurm controller|connect(ion)? (failure|refused)|timed out|Zero Bytes|"
                           r"Unable to establish", re.IGNORECASE)
@@ -59,7 +59,7 @@ def launch_and_wait(launcher: Any, job_overrides: Sequence[Sequence[str]], initi
 def _jobs(launcher: Any, overrides: list[list[str]]) -> list:
     """The jobs to submit (packing.PackedJob: the cells each runs, the cells it starts after): one cell per job with
     pack=none; with pack=row, ntkeval.jobs.packing's plan."""
-    from ntkeval.jobs.packing import PACKS, PackedJob, plan_packs
+    from ntkeval.jobs.packing import PACKS, PackedJob, checked, plan_packs
 
     pack = launcher.params.get("pack", "none")
     if pack not in PACKS:  # preflight refuses it first; this guards a launcher built elsewhere
@@ -70,7 +70,8 @@ def _jobs(launcher: Any, overrides: list[list[str]]) -> list:
     start = time.monotonic()
     jobs = plan_packs(_cell_needs(launcher, overrides))
     log.info("packed %d cells in %d jobs, %d of them submitted once cells of others have finished (planned in "
-             "%.1f s)", len(overrides), len(jobs), sum(bool(job.after) for job in jobs), time.monotonic() - start)
+             "%.1f s, %d cells built again)", len(overrides), len(jobs), sum(bool(job.after) for job in jobs),
+             time.monotonic() - start, sum(checked(job) is None for job in overrides))
     return jobs
 
 
@@ -141,13 +142,16 @@ def _cell_needs(launcher: Any, overrides: list[list[str]]) -> list:
     """Each job's row and the uncached stages it needs, from its config composed as its job will compose it and its
     cell built without weights (as preflight built it)."""
     from ntkeval.build import build_cell
-    from ntkeval.jobs.packing import cell_needs, row_of
+    from ntkeval.jobs.packing import cell_needs, checked, row_of
     from ntkeval.preflight import _MakeOnce, _without_hydra
 
     loader, make_once, needs = launcher.hydra_context.config_loader, _MakeOnce(), []
     for job in overrides:
-        cfg = _without_hydra(loader.load_sweep_config(launcher.config, list(job)))  # hydra.job is set in the job
-        needs.append(cell_needs(build_cell(cfg, out_dir=Path("."), make=make_once), row_of(cfg)))
+        known = checked(job)  # built by preflight in this process: the same overrides, the same cell
+        if known is None:
+            cfg = _without_hydra(loader.load_sweep_config(launcher.config, list(job)))  # hydra.job is set in the job
+            known = build_cell(cfg, out_dir=Path("."), make=make_once), row_of(cfg)
+        needs.append(cell_needs(*known))
     return needs
 
 
