@@ -28,8 +28,6 @@ LAZY_ALLOWED = {
         "torch: preflight imports build for its first stages, which must run without torch",
     ("ntkeval.build", "build_cell", "ntkeval.cell"):
         "torch, as above: the full build is preflight's last stage",
-    ("ntkeval.preflight", "check_command_line", "ntkeval.plan"):
-        "only a dry run prints a plan",
     ("ntkeval.report.sweep_report", "mirror_to_wandb", "ntkeval.tracking.wandb_tracker"):
         "wandb is imported only when a report is mirrored to it",
     ("hydra_plugins.ntkeval_launcher", "launch", "ntkeval.jobs.submitit_jobs"):
@@ -38,6 +36,22 @@ LAZY_ALLOWED = {
         "Hydra imports every plugin at every start; the data sets load only when a sweep is split into jobs",
     ("hydra_plugins.ntkeval_sweeper", "split_arguments", "ntkeval.pair_sweep"):
         "as above: pair.train's skills are expanded only when a sweep runs",
+    ("hydra_plugins.ntkeval_launcher", "__call__", "ntkeval.jobs.allocation"):
+        "Hydra imports every plugin at every start; threads are capped only in a job's process",
+    ("ntkeval.jobs.packing", "_drop_failed_frames", "ntkeval.backends.huggingface.oom"):
+        "torch: preflight's torch-free stages import packing; only a job that ran a cell frees accelerator memory",
+    ("ntkeval.estimate.planning", "_job_device", "ntkeval.backends.huggingface.loading"):
+        "torch: resolving device=auto is needed only for cells that run on this machine",
+    ("ntkeval.estimate.planning", "plan_jobs", "ntkeval.estimate.jobs"):
+        "torch and the learners: the memory estimate runs only for a dry run or a GPU limit to check",
+    ("ntkeval.estimate.planning", "refuse_oversized", "ntkeval.estimate.jobs"):
+        "as above: only when there are estimates to refuse on",
+    ("ntkeval.estimate.planning", "print_plan", "ntkeval.estimate.jobs"):
+        "as above: only a dry run prints the estimates",
+    ("ntkeval.estimate.planning", "print_plan", "ntkeval.plan"):
+        "only a dry run prints a plan",
+    ("ntkeval.estimate.planning", "calibrate", "ntkeval.estimate.calibration"):
+        "calibration runs a cell (torch, transformers); only calibrate=true needs it",
 }
 
 

@@ -168,10 +168,11 @@ def test_a_cell_cancelled_with_scancel_is_one_line_and_its_rerun_finishes_the_sw
     assert "Traceback" not in stderr
     lines = told(stderr)
     assert lines[0] == f"sweep {sweep}: 1 cells done, 1 failed or missing", lines
+    assert re.fullmatch(r"waiting on other jobs' locks: \d+\.\d s.*", lines[1]), lines
     assert re.fullmatch(rf"(incomplete {sweep}/0_tiny_tune-skill_add-question|missing +grid job #0): "
-                        r"cancelled by Slurm: state CANCELLED", lines[1]), lines
-    assert lines[2].startswith("rerun only what did not finish") and len(lines) == 4
-    rerun = lines[3].split()
+                        r"cancelled by Slurm: state CANCELLED", lines[2]), lines
+    assert lines[3].startswith("rerun only what did not finish") and len(lines) == 5
+    rerun = lines[4].split()
     assert rerun[:2] == ["ntkeval", "-m"] and f"hydra.sweep.dir={sweep}" in rerun
     assert "hydra/launcher=slurm" in rerun and f"hydra.launcher.partition={slurm_cluster.partition}" in rerun
 

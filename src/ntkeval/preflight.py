@@ -40,6 +40,7 @@ from ntkeval.data.base import checked_groups
 from ntkeval.errors import UserError, choices_error, shorten
 from ntkeval.estimate.planning import RUNS_HERE, Launch, plan_jobs, planning_settings
 from ntkeval.formats.checks import format_checks
+from ntkeval.jobs.packing import remember_checked
 from ntkeval.pair_sweep import TrainSkills, expand_jobs, expands, grid_jobs
 from ntkeval.schema import check_config, host
 from ntkeval.schema.command_line import check_lengths, group_options, search_dirs
@@ -328,8 +329,6 @@ def check_command_line(argv: list[str]) -> int:
         raise UserError(f"{len(problems)} problems in the grid, nothing was run:\n  " + "\n  ".join(problems))
     plan_jobs(launch, cells, grid.configs)
     if grid.multirun:  # the packing launcher plans with these instead of building every cell again
-        from ntkeval.jobs.packing import remember_checked
-
         remember_checked(_distinct(grid.jobs), cells, grid.configs)
     if launch.dry_run:
         raise SystemExit(0)

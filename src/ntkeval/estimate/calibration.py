@@ -11,7 +11,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ntkeval.backends import session_pool
+from ntkeval.backends.session_pool import shared_session
+from ntkeval.cache import StageCache
+from ntkeval.cell import run_cell
 from ntkeval.plan import GridPlan, model_id
+from ntkeval.tracking.base import NullTracker
 
 
 @dataclass
@@ -51,11 +56,6 @@ def time_cell(cell) -> Timing:
     written to the user's stage cache; model checkpoints still come from cache_dir/models). The model is loaded
     first, through the session pool, and timed on its own: run_cell then takes up that session, so the stages'
     seconds hold no load (a session loads lazily, inside whichever stage first needs the model)."""
-    from ntkeval.backends import session_pool
-    from ntkeval.cache import StageCache
-    from ntkeval.cell import run_cell
-    from ntkeval.tracking.base import NullTracker
-
     with tempfile.TemporaryDirectory(prefix="ntkeval-calibrate-") as folder:
         timed = copy.copy(cell)  # the same objects, another cache and output dir
         timed.cache = StageCache(Path(folder) / "stages")
@@ -77,8 +77,6 @@ def time_cell(cell) -> Timing:
 def _load(cell) -> float | None:
     """Seconds to load the cell's model into a session the pool keeps for run_cell; None when its session cannot be
     kept (no reset(): then run_cell loads it again, inside a stage) or loads in no separate step (no `model`)."""
-    from ntkeval.backends.session_pool import shared_session
-
     start = time.monotonic()
     with shared_session(cell.model, cell.device) as session:
         if not callable(getattr(session, "reset", None)) or not hasattr(type(session), "model"):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from ntkeval.backends.huggingface.dtypes import loaded_dtype
+from ntkeval.backends.huggingface.loading import NotAvailableOffline
 from ntkeval.cache import stable_hash
 from ntkeval.estimate.architecture import Architecture, architecture
 from ntkeval.estimate.memory import (
@@ -60,8 +62,6 @@ class Estimator:
 
     def model(self, loader) -> tuple[Architecture, Lengths] | str:
         """(architecture, token counter) of a model loader, or why there are none."""
-        from ntkeval.backends.huggingface.loading import NotAvailableOffline
-
         key = stable_hash([type(loader).__qualname__, loader.identity()])
         if key not in self.models:
             config = getattr(loader, "model_config", None)
@@ -126,8 +126,6 @@ class _Run:
 
 
 def _dtype(loader, device: str) -> str:
-    from ntkeval.backends.huggingface.dtypes import loaded_dtype
-
     return loaded_dtype(loader.identity().get("dtype", "float32"), device)
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ntkeval.errors import UserError, shorten
+from ntkeval.jobs.packing import PACKS, cell_needs, plan_packs, row_of
 from ntkeval.schema import host
 
 RUNS_HERE = ("BasicLauncher", "LocalLauncher")  # launchers whose cells run on this machine (slurm: on GPU nodes)
@@ -30,8 +31,6 @@ def planning_settings(launch: Launch) -> None:
     if launch.calibrate and not launch.dry_run:
         raise UserError("calibrate=true times one cell per model to estimate the grid's GPU-hours, and runs with "
                         "dry_run=true only; expected dry_run=true calibrate=true (or calibrate=false)")
-    from ntkeval.jobs.packing import PACKS
-
     pack = launch.pack
     if pack is not None and pack not in PACKS:
         raise UserError(f"hydra.launcher.pack={shorten(pack)} is invalid; valid choices: {', '.join(PACKS)} (none: one "
@@ -57,8 +56,6 @@ class Jobs:
     def of(cls, launch: Launch, cells: list, configs: list) -> Jobs:
         """configs: each cell's composed config, in the order of `cells` (its device as written, and its packing row,
         read by ntkeval.jobs.packing.row_of as the launcher reads it)."""
-        from ntkeval.jobs.packing import cell_needs, plan_packs, row_of
-
         in_process, here = launch.launcher.endswith("BasicLauncher"), launch.launcher.endswith(RUNS_HERE)
         devices = [_job_device(str(cfg.device), here) for cfg in configs]
         if not in_process and (launch.pack or "none") == "row":  # the launcher's own plan

@@ -8,8 +8,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ntkeval.backends.huggingface import sampling
+from ntkeval.backends.huggingface.tokenization import encode_pair, encode_prompt
 from ntkeval.cache import stable_hash
 from ntkeval.estimate.memory import GRADIENTS, SAMPLING, SCORING, TUNING, Pass
+from ntkeval.learners.icl import InContextLearner
+from ntkeval.learners.lora import LoraLearner
+from ntkeval.learners.opro import OproLearner, StartInstruction
+from ntkeval.learners.opro_meta import Scored, meta_prompt
+from ntkeval.learners.rft import RejectionSampledLearner
+from ntkeval.learners.rl import RlLearner
+from ntkeval.scorers.entk import EntkScorer
+from ntkeval.scorers.exact import ExactScorer
 
 
 class Lengths:
@@ -25,16 +35,12 @@ class Lengths:
     def text(self, text: str) -> int:
         if self.tokenizer is None:
             return len(text.encode()) + 2
-        from ntkeval.backends.huggingface.tokenization import encode_prompt
-
         return len(encode_prompt(self.tokenizer, text))
 
     def pair(self, prompt: str, answer: str) -> tuple[int, int]:
         """(context tokens, answer tokens) the model reads when `answer` is scored after `prompt`."""
         if self.tokenizer is None:
             return self.text(prompt), len(answer.encode()) + 2
-        from ntkeval.backends.huggingface.tokenization import encode_pair
-
         encoded = encode_pair(self.tokenizer, prompt, answer)
         return len(encoded.context), len(encoded.answer)
 
@@ -91,8 +97,6 @@ def questions_per_skill(cell) -> int:
 
 def cell_workload(cell, lengths: Lengths) -> Workload:
     """The passes of the cell's learner, its control and its scorer."""
-    from ntkeval.learners.lora import LoraLearner
-
     work = Workload()
     context = cell.context()
     prefixes = [0]
@@ -107,10 +111,6 @@ def cell_workload(cell, lengths: Lengths) -> Workload:
 
 def learner_passes(learner, context, lengths: Lengths, work: Workload) -> int:
     """Add the learner's own passes to `work`; return the tokens of the prefix it places before test prompts."""
-    from ntkeval.learners.icl import InContextLearner
-    from ntkeval.learners.lora import LoraLearner
-    from ntkeval.learners.opro import OproLearner, StartInstruction
-
     if isinstance(learner, InContextLearner):
         return lengths.text(learner.adapt(context).prefix) if learner.demos else 0
     if isinstance(learner, StartInstruction) and not isinstance(learner, OproLearner):
@@ -133,9 +133,6 @@ def learner_passes(learner, context, lengths: Lengths, work: Workload) -> int:
 def tuned_passes(learner, context, lengths: Lengths) -> list[Pass]:
     """A LoRA learner's training step (batch_size texts of the longest length) and, for learners that tune on
     their own samples (tune-rft: k paths per question; tune-rl: GRPO's completions), the sampling that feeds it."""
-    from ntkeval.learners.rft import RejectionSampledLearner
-    from ntkeval.learners.rl import RlLearner
-
     train = context.dataset.train(context.train_skill)
     if isinstance(learner, RlLearner):
         prompt = max(lengths.text(context.fmt.prompt(e)) for e in learner.training_examples(context))
@@ -158,9 +155,6 @@ def tuned_passes(learner, context, lengths: Lengths) -> list[Pass]:
 def training_texts(learner, context, lengths: Lengths) -> Texts:
     """The longest of the learner's training texts. tune-rft's paths are sampled by the model, so only its data
     set's worked solutions (the plain learner's texts) are counted here; its caller bounds the paths."""
-    from ntkeval.learners.lora import LoraLearner
-    from ntkeval.learners.rft import RejectionSampledLearner
-
     key = stable_hash(["train", type(learner).__name__, learner.key(context.train_skill, context.seed),
                        context.dataset.identity(), context.fmt.identity(), context.format_key()])
     if key not in lengths.memo:
@@ -174,8 +168,6 @@ def _opro_proposals(learner, context, lengths: Lengths, optimizer: str | None = 
     """opro's proposals: `proposals` completions of the meta prompt (one prompt: its batch cannot shrink), bounded
     with `keep` instructions of max_chars characters and the first round's exemplars; `optimizer` names the model
     that proposes when it is not the one under test."""
-    from ntkeval.learners.opro_meta import Scored, meta_prompt
-
     longest = Scored(0, "x" * learner.max_chars, 1.0)
     prompt = meta_prompt([longest] * learner.keep, learner._exemplars(context, 1))
     who = learner.name if optimizer is None else f"{learner.name}'s optimizer model {optimizer}"
@@ -187,8 +179,6 @@ def sampling_rows(n: int, questions: int) -> int:
     """Rows that decode at once: n completions each of as many questions as the sampler batches together (at most
     sampling.DEFAULT_MAX_ROWS rows, one question at least), or n where it draws question by question. On
     out-of-memory the sampler halves its questions down to one: n rows, the pass's floor."""
-    from ntkeval.backends.huggingface import sampling
-
     most = getattr(sampling, "DEFAULT_MAX_ROWS", None)
     return n if most is None else n * min(questions, max(1, most // n))
 
@@ -196,9 +186,6 @@ def sampling_rows(n: int, questions: int) -> int:
 def scorer_passes(cell, prefix: int, lengths: Lengths, work: Workload) -> None:
     """Add the scorer's passes: teacher forcing (exact), sampling (sampled, majority, process, verify, ntk; ntk also
     teacher-forces the other role's completions) or answer gradients (entk)."""
-    from ntkeval.scorers.entk import EntkScorer
-    from ntkeval.scorers.exact import ExactScorer
-
     scorer, tests = cell.scorer, test_texts(cell, lengths)
     questions = questions_per_skill(cell)
     if isinstance(scorer, ExactScorer):

@@ -22,9 +22,22 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from omegaconf import OmegaConf
 
+from ntkeval.build import build_cell
 from ntkeval.jobs.callbacks import CREATED
-from ntkeval.jobs.packing import FINISHED_DIR, STOP, stop_marker
 from ntkeval.jobs.faults import Fault, Stop, describe, ended_by_scheduler, from_traceback_text, record
+from ntkeval.jobs.packing import (
+    FINISHED_DIR,
+    PACKS,
+    STOP,
+    PackedJob,
+    PackRunner,
+    cell_needs,
+    checked,
+    plan_packs,
+    row_of,
+    stop_marker,
+)
+from ntkeval.preflight import _MakeOnce, _without_hydra
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +72,6 @@ def launch_and_wait(launcher: Any, job_overrides: Sequence[Sequence[str]], initi
 def _jobs(launcher: Any, overrides: list[list[str]]) -> list:
     """The jobs to submit (packing.PackedJob: the cells each runs, the cells it starts after): one cell per job with
     pack=none; with pack=row, ntkeval.jobs.packing's plan."""
-    from ntkeval.jobs.packing import PACKS, PackedJob, checked, plan_packs
-
     pack = launcher.params.get("pack", "none")
     if pack not in PACKS:  # preflight refuses it first; this guards a launcher built elsewhere
         raise Stop(Fault(f"hydra.launcher.pack={pack!r} is invalid; valid choices: {', '.join(PACKS)}", rerun=None),
@@ -141,10 +152,6 @@ def _stop_packed_jobs(sweep_dir: Path) -> None:
 def _cell_needs(launcher: Any, overrides: list[list[str]]) -> list:
     """Each job's row and the uncached stages it needs, from its config composed as its job will compose it and its
     cell built without weights (as preflight built it)."""
-    from ntkeval.build import build_cell
-    from ntkeval.jobs.packing import cell_needs, checked, row_of
-    from ntkeval.preflight import _MakeOnce, _without_hydra
-
     loader, make_once, needs = launcher.hydra_context.config_loader, _MakeOnce(), []
     for job in overrides:
         known = checked(job)  # built by preflight in this process: the same overrides, the same cell
@@ -178,8 +185,6 @@ def _submit(launcher: Any, overrides: list[list[str]], jobs: list[list[int]], in
     """Submit one job per entry of `jobs` (the cells it runs); a job of one cell runs it as hydra-submitit-launcher
     does, a job of several runs them in turn in one process (packing.PackRunner)."""
     import submitit
-
-    from ntkeval.jobs.packing import PackRunner
 
     executor = _executor(launcher)
     packed = launcher.params.get("pack", "none") != "none"
