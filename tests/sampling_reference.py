@@ -1,5 +1,6 @@
 """The per-question draw as it was before questions were batched (ntkeval.backends.huggingface.sampling at commit
-df6cd7a), with the helpers it used, kept verbatim: the reference the batched draw must reproduce token for token. One
+df6cd7a), with its sampling distribution, kept verbatim (the stop rule, _eos_ids and _finish, is the module's own,
+unchanged): the reference the batched draw must reproduce token for token. One
 question at a time, its n rows in one batch from one prompt encoding, torch.multinomial on every row each step, and
 finished rows still run until the question's last row ends."""
 
@@ -8,15 +9,8 @@ from __future__ import annotations
 import torch
 
 from ntkeval.backends.base import Completion, SamplingSpec
+from ntkeval.backends.huggingface.sampling import _eos_ids, _finish  # where a completion ends: one rule for both
 from ntkeval.backends.huggingface.tokenization import encode_prompt
-
-
-def _eos_ids(model, tokenizer) -> set[int]:
-    ids = {tokenizer.eos_token_id}
-    config = getattr(model, "generation_config", None)
-    extra = getattr(config, "eos_token_id", None) if config is not None else None
-    ids.update(extra if isinstance(extra, (list, tuple)) else [extra])
-    return {i for i in ids if i is not None}
 
 
 def next_token_logprobs(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
@@ -30,17 +24,6 @@ def next_token_logprobs(logits: torch.Tensor, temperature: float, top_p: float) 
         logprobs = logprobs.masked_fill(~inside, float("-inf"))
         logprobs = logprobs - logprobs.logsumexp(dim=-1, keepdim=True)
     return logprobs
-
-
-def _finish(tokenizer, tokens: list[int], stop: tuple[str, ...], eos: set[int]) -> tuple[str, str] | None:
-    """(text, end) when a completion is over, else None."""
-    text = tokenizer.decode(tokens, skip_special_tokens=True)
-    cuts = [text.index(s) for s in stop if s in text]
-    if cuts:
-        return text[:min(cuts)], "stop"
-    if tokens[-1] in eos:
-        return text, "eos"
-    return None
 
 
 @torch.inference_mode()
